@@ -1,0 +1,37 @@
+# The two commands: `make dev` (run the whole API locally) and `make test` (everything CI runs).
+# Both install what they need on a fresh machine: a Python virtualenv in .venv with the pinned
+# emulator (moto) and cfn-lint; Rust crates come through cargo.
+
+SHELL := /bin/bash
+VENV := .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-$(shell cksum < tests/emulator/requirements.txt | cut -d' ' -f1)
+PORT ?= 3000
+EMULATOR_PORT ?= 5005
+
+.PHONY: dev test venv lint unit integration build clean
+
+venv: $(STAMP)
+
+$(STAMP): tests/emulator/requirements.txt
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
+	touch $@
+
+## make dev: the emulator on 127.0.0.1:$(EMULATOR_PORT) and every route on 127.0.0.1:$(PORT).
+dev: venv
+	cargo build -p local-stack --bin local-server
+	PORT=$(PORT) tests/emulator/with-emulator.sh $(EMULATOR_PORT) target/debug/local-server
+
+## make test: format, lints, unit and integration tests (own emulator on a free port), template lint.
+test: venv lint
+	tests/emulator/with-emulator.sh 0 cargo test --workspace --all-targets --no-fail-fast
+	$(VENV)/bin/cfn-lint template.yaml
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,74 @@
+//! Programs endpoint group (admin): referral programs of the caller's tenant.
+//!
+//! | route                       | DynamoDB                                          |
+//! |-----------------------------|---------------------------------------------------|
+//! | `POST /v1/programs`         | 1 `TransactWriteItems` (program + name guard)     |
+//! | `GET /v1/programs`          | 1 `Query`                                         |
+//! | `GET /v1/programs/{id}`     | 1 `GetItem`                                       |
+//! | `PATCH /v1/programs/{id}`   | 1 `GetItem` + 1 `TransactWriteItems`              |
+//! | `DELETE /v1/programs/{id}`  | 1 `UpdateItem`                                    |
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use referral::Result;
+use referral::http::{Admin, AppState, JsonBody, Pagination};
+use referral::page::Page;
+use referral::program::{self, Program, ProgramInput};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/programs", post(create).get(list))
+        .route("/v1/programs/{id}", get(read).patch(update).delete(archive))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(input): JsonBody<ProgramInput>,
+) -> Result<(StatusCode, Json<Program>)> {
+    let program = program::create_program(&state.store, &admin.tenant, &input).await?;
+    Ok((StatusCode::CREATED, Json(program)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Pagination(page): Pagination,
+) -> Result<Json<Page<Program>>> {
+    Ok(Json(
+        program::list_programs(&state.store, &admin.tenant, &page).await?,
+    ))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Program>> {
+    Ok(Json(
+        program::get_program(&state.store, &admin.tenant, &id).await?,
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<ProgramInput>,
+) -> Result<Json<Program>> {
+    Ok(Json(
+        program::update_program(&state.store, &admin.tenant, &id, &input).await?,
+    ))
+}
+
+async fn archive(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Program>> {
+    Ok(Json(
+        program::archive_program(&state.store, &admin.tenant, &id).await?,
+    ))
+}

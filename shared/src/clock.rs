@@ -1,0 +1,101 @@
+//! Time: RFC 3339 UTC timestamps with millisecond precision, so stored strings sort like times.
+
+use time::OffsetDateTime;
+
+/// Now, in UTC, truncated to whole milliseconds.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .expect("a truncated nanosecond is in range")
+}
+
+/// The stored and answered form of a timestamp: RFC 3339 in UTC.
+pub fn format(value: OffsetDateTime) -> String {
+    value
+        .to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("every UTC timestamp of this service formats as RFC 3339")
+}
+
+/// Serde for RFC 3339 timestamps, always written in UTC.
+pub mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    pub fn serialize<S: Serializer>(
+        value: &OffsetDateTime,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format(*value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub fn parse(text: &str) -> Result<OffsetDateTime, String> {
+        OffsetDateTime::parse(text, &Rfc3339)
+            .map(|value| value.to_offset(time::UtcOffset::UTC))
+            .map_err(|_| {
+                format!("'{text}' is not an RFC 3339 timestamp such as 2027-01-31T23:59:59Z")
+            })
+    }
+
+    /// `Option<OffsetDateTime>`: `null` when absent.
+    pub mod option {
+        use super::*;
+        use serde::Serialize;
+
+        pub fn serialize<S: Serializer>(
+            value: &Option<OffsetDateTime>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => super::serialize(value, serializer),
+                None => Option::<()>::None.serialize(serializer),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            Option::<String>::deserialize(deserializer)?
+                .map(|text| parse(&text).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+
+    /// `Option<Option<OffsetDateTime>>` for partial updates: absent (outer `None`, with
+    /// `#[serde(default)]`), `null` (`Some(None)`: clear it), or a value.
+    pub mod patch {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+            super::option::deserialize(deserializer).map(Some)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_has_millisecond_precision() {
+        assert_eq!(now().nanosecond() % 1_000_000, 0);
+    }
+
+    #[test]
+    fn parses_offsets_into_utc_and_rejects_other_formats() {
+        let value = rfc3339::parse("2027-01-01T02:00:00+02:00").unwrap();
+        assert_eq!(value, time::macros::datetime!(2027-01-01 00:00 UTC));
+        assert!(rfc3339::parse("2027-01-01").is_err());
+        assert!(rfc3339::parse("1700000000").is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! The one error type of the service: every variant has a stable `code`, an HTTP status and a
+//! message that is safe to show. Internal failures are logged with their context and answered as
+//! a generic 500; their details never reach a client.
+
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// 400: the request is malformed or a field is invalid; `field` names it (a JSON path such as
+    /// `rewards[0].amount`, or `body` when the body as a whole is unreadable).
+    #[error("{field}: {message}")]
+    InvalidRequest { field: String, message: String },
+    /// 400: identifiers that name different users (seed 004).
+    #[error("{0}")]
+    MultipleParameterMismatch(String),
+    /// 401: no token, a bad signature, an expired or malformed token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: a valid token whose role may not use this route.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: nothing with this id in the caller's tenant (also another tenant's data).
+    #[error("{0}")]
+    NotFound(String),
+    /// 404: no referral relation between the named users (seed 004).
+    #[error("{0}")]
+    ReferralRelationNotFound(String),
+    /// 405: the path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: a uniqueness rule or a concurrent change prevents the write.
+    #[error("{0}")]
+    Conflict(String),
+    /// 409: the user is already referred in this program.
+    #[error("{0}")]
+    AlreadyReferred(String),
+    /// 409: the relation was already completed (seed 004).
+    #[error("{0}")]
+    ReferralRelationAlreadyRedeemed(String),
+    /// 413: the body is larger than [`crate::http::MAX_BODY_BYTES`].
+    #[error("request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 422 business-rule refusals.
+    #[error("{0}")]
+    MaxReferralsReached(String),
+    #[error("{0}")]
+    ProgramInactive(String),
+    #[error("{0}")]
+    ProgramExpired(String),
+    #[error("{0}")]
+    CodeInactive(String),
+    #[error("{0}")]
+    SelfReferral(String),
+    #[error("{0}")]
+    BelowMinWithdrawalBalance(String),
+    /// 500: a failure of ours or of a dependency. The text is logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON envelope every error is answered with:
+/// `{"error": {"code": "...", "message": "...", "field": "..."}}` (`field` only for 400s that
+/// concern one field).
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a> {
+    pub error: EnvelopeBody<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvelopeBody<'a> {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+}
+
+impl Error {
+    /// A 400 naming the offending field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(context: impl std::fmt::Display) -> Self {
+        Error::Internal(context.to_string())
+    }
+
+    /// The stable, documented code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest { .. } => "invalid_request",
+            Error::MultipleParameterMismatch(_) => "multiple_parameter_mismatch",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::ReferralRelationNotFound(_) => "referral_relation_not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::Conflict(_) => "conflict",
+            Error::AlreadyReferred(_) => "already_referred",
+            Error::ReferralRelationAlreadyRedeemed(_) => "referral_relation_already_redeemed",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::MaxReferralsReached(_) => "max_referrals_reached",
+            Error::ProgramInactive(_) => "program_inactive",
+            Error::ProgramExpired(_) => "program_expired",
+            Error::CodeInactive(_) => "code_inactive",
+            Error::SelfReferral(_) => "self_referral",
+            Error::BelowMinWithdrawalBalance(_) => "below_min_withdrawal_balance",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::InvalidRequest { .. } | Error::MultipleParameterMismatch(_) => 400,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
+            Error::NotFound(_) | Error::ReferralRelationNotFound(_) => 404,
+            Error::MethodNotAllowed => 405,
+            Error::Conflict(_)
+            | Error::AlreadyReferred(_)
+            | Error::ReferralRelationAlreadyRedeemed(_) => 409,
+            Error::PayloadTooLarge(_) => 413,
+            Error::MaxReferralsReached(_)
+            | Error::ProgramInactive(_)
+            | Error::ProgramExpired(_)
+            | Error::CodeInactive(_)
+            | Error::SelfReferral(_)
+            | Error::BelowMinWithdrawalBalance(_) => 422,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    /// The message a client may see: for a 500 a generic sentence, otherwise the error's text.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => "internal error; the incident was logged".to_owned(),
+            Error::InvalidRequest { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn envelope(&self) -> Envelope<'_> {
+        Envelope {
+            error: EnvelopeBody {
+                code: self.code(),
+                message: self.public_message(),
+                field: match self {
+                    Error::InvalidRequest { field, .. } => Some(field.as_str()),
+                    _ => None,
+                },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_code_and_status_in_its_class() {
+        let cases = [
+            (
+                Error::invalid("name", "is required"),
+                "invalid_request",
+                400,
+            ),
+            (
+                Error::MultipleParameterMismatch("x".into()),
+                "multiple_parameter_mismatch",
+                400,
+            ),
+            (Error::Unauthorized("x".into()), "unauthorized", 401),
+            (Error::Forbidden("x".into()), "forbidden", 403),
+            (Error::NotFound("x".into()), "not_found", 404),
+            (
+                Error::ReferralRelationNotFound("x".into()),
+                "referral_relation_not_found",
+                404,
+            ),
+            (Error::MethodNotAllowed, "method_not_allowed", 405),
+            (Error::Conflict("x".into()), "conflict", 409),
+            (Error::AlreadyReferred("x".into()), "already_referred", 409),
+            (
+                Error::ReferralRelationAlreadyRedeemed("x".into()),
+                "referral_relation_already_redeemed",
+                409,
+            ),
+            (Error::PayloadTooLarge(10), "payload_too_large", 413),
+            (
+                Error::MaxReferralsReached("x".into()),
+                "max_referrals_reached",
+                422,
+            ),
+            (Error::ProgramInactive("x".into()), "program_inactive", 422),
+            (Error::ProgramExpired("x".into()), "program_expired", 422),
+            (Error::CodeInactive("x".into()), "code_inactive", 422),
+            (Error::SelfReferral("x".into()), "self_referral", 422),
+            (
+                Error::BelowMinWithdrawalBalance("x".into()),
+                "below_min_withdrawal_balance",
+                422,
+            ),
+            (Error::internal("boom"), "internal_error", 500),
+        ];
+        for (error, code, status) in cases {
+            assert_eq!(error.code(), code);
+            assert_eq!(error.status(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn invalid_request_envelope_names_the_field() {
+        let error = Error::invalid("rewards[0].amount", "must be positive");
+        let json = serde_json::to_value(error.envelope()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {
+                "code": "invalid_request",
+                "message": "must be positive",
+                "field": "rewards[0].amount"
+            }})
+        );
+    }
+
+    #[test]
+    fn internal_details_are_not_leaked() {
+        let error = Error::internal("dynamodb: connection refused to 10.0.0.1");
+        let json = serde_json::to_value(error.envelope()).unwrap();
+        let text = json.to_string();
+        assert!(!text.contains("10.0.0.1"), "{text}");
+        assert_eq!(json["error"]["code"], "internal_error");
+        assert!(json["error"].get("field").is_none());
+    }
+}

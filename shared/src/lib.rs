@@ -1,0 +1,17 @@
+//! The domain crate of the referral engine: entities and their validation, the error catalogue,
+//! configuration, authentication, key design and the DynamoDB store every endpoint-group Lambda
+//! shares. Handlers in `functions/*` stay thin: authenticate, parse, call one operation here.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod id;
+pub mod keys;
+pub mod page;
+pub mod program;
+pub mod store;
+pub mod telemetry;
+
+pub use error::{Error, Result};

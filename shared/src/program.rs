@@ -1,0 +1,892 @@
+//! Referral programs: who gets what, and when (seeds 000, 001, 002, 003).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+use crate::clock::{self, rfc3339};
+use crate::error::{Error, Result};
+use crate::id;
+use crate::page::{Page, PageRequest};
+use crate::store::{ProgramStore, Replaced};
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// The largest amount (minor units or points) a rule, threshold or override may name:
+/// one billion major units, far from `i64` overflow when summed.
+pub const MAX_AMOUNT: i64 = 100_000_000_000;
+/// The largest `max_referrals` / `min_referrals`.
+pub const MAX_REFERRAL_LIMIT: i64 = 1_000_000;
+pub const MAX_RULES: usize = 20;
+pub const MAX_COUNTRY_OVERRIDES: usize = 250;
+/// The currency of point rewards.
+pub const POINTS: &str = "POINTS";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramStatus {
+    Active,
+    Paused,
+    /// No new referrals; history stays. Reached through `DELETE` only.
+    Archived,
+}
+
+impl ProgramStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgramStatus::Active => "active",
+            ProgramStatus::Paused => "paused",
+            ProgramStatus::Archived => "archived",
+        }
+    }
+}
+
+/// Who the program is for (seed 003's `referral_for`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    #[default]
+    Customer,
+    Agent,
+    Merchant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    Referrer,
+    Referee,
+}
+
+/// The event a reward rule fires on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The referred user signs up through the referrer (seed 000's `credit_value`).
+    Signup,
+    /// The referred user passes the identity check (seed 002).
+    Verified,
+    /// The referred user's paid total reaches `threshold_amount`, once (seed 000's
+    /// `target_value`).
+    PaidThreshold,
+    /// Every invoice the referred user pays (seed 001's commissions).
+    EachInvoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    Cash,
+    Points,
+}
+
+/// How a reward reaches its recipient; one way only, never both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Sent to the company's billing system as account credit (seeds 000, 003, 004).
+    #[default]
+    BillingCredit,
+    /// Added to the promoter's `current_balance`, which leaves through payouts (seeds 001, 002).
+    Payout,
+}
+
+/// One reward rule: `recipient` gets a fixed `amount` or a `percent` of an invoice when
+/// `trigger` fires.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewardRule {
+    pub recipient: Recipient,
+    pub trigger: Trigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_amount: Option<i64>,
+    pub kind: RewardKind,
+    /// Fixed reward in minor units (cash) or points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// Percentage of each invoice (`15.0` = 15 %), for `each_invoice` rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// Fixed sign-up amounts for users of one country (seed 002's country bonus overrides). An
+/// absent side keeps the rule's amount; `0` means nothing for that side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountryOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referee_amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_amount: Option<i64>,
+}
+
+/// A referral program, as stored and as answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub message: Option<String>,
+    pub status: ProgramStatus,
+    pub audience: Audience,
+    /// ISO 4217 code, or `POINTS` for a points-only program.
+    pub currency: String,
+    #[serde(with = "rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Referrals allowed per code; 0 = unlimited.
+    pub max_referrals: u32,
+    /// A referrer's rewards are held until they have this many qualified referrals.
+    pub min_referrals: u32,
+    /// Rewards wait for the referred user's identity check.
+    pub requires_verification: bool,
+    pub country_overrides: BTreeMap<String, CountryOverride>,
+    pub rewards: Vec<RewardRule>,
+    /// Incremented by every change; updates are conditional on it.
+    pub version: u64,
+    #[serde(with = "rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "rfc3339")]
+    pub updated: OffsetDateTime,
+}
+
+/// The body of `POST /v1/programs` and `PATCH /v1/programs/{id}`: on create `name` and
+/// `currency` are required and the rest has defaults; on update every field is optional and
+/// only the fields present change (`message` and `expires_at` may be `null` to clear them).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramInput {
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub message: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub status: Option<ProgramStatus>,
+    #[serde(default, deserialize_with = "present")]
+    pub audience: Option<Audience>,
+    #[serde(default, deserialize_with = "present")]
+    pub currency: Option<String>,
+    #[serde(default, deserialize_with = "rfc3339::patch::deserialize")]
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_referrals: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub min_referrals: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    pub requires_verification: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub country_overrides: Option<BTreeMap<String, CountryOverride>>,
+    #[serde(default, deserialize_with = "present")]
+    pub rewards: Option<Vec<RewardRule>>,
+}
+
+/// A field that may be absent but, when present, must not be `null`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl ProgramInput {
+    fn is_empty(&self) -> bool {
+        let ProgramInput {
+            name,
+            message,
+            status,
+            audience,
+            currency,
+            expires_at,
+            max_referrals,
+            min_referrals,
+            requires_verification,
+            country_overrides,
+            rewards,
+        } = self;
+        name.is_none()
+            && message.is_none()
+            && status.is_none()
+            && audience.is_none()
+            && currency.is_none()
+            && expires_at.is_none()
+            && max_referrals.is_none()
+            && min_referrals.is_none()
+            && requires_verification.is_none()
+            && country_overrides.is_none()
+            && rewards.is_none()
+    }
+}
+
+impl Program {
+    /// A new program from a create request; validated.
+    pub fn create(
+        id: String,
+        tenant: &str,
+        input: &ProgramInput,
+        now: OffsetDateTime,
+    ) -> Result<Program> {
+        let name = input
+            .name
+            .clone()
+            .ok_or_else(|| Error::invalid("name", "is required"))?;
+        let currency = input
+            .currency
+            .clone()
+            .ok_or_else(|| Error::invalid("currency", "is required (ISO 4217 code or POINTS)"))?;
+        let blank = Program {
+            id,
+            tenant: tenant.to_owned(),
+            name,
+            message: None,
+            status: ProgramStatus::Active,
+            audience: Audience::default(),
+            currency,
+            expires_at: None,
+            max_referrals: 0,
+            min_referrals: 0,
+            requires_verification: false,
+            country_overrides: BTreeMap::new(),
+            rewards: Vec::new(),
+            version: 1,
+            created: now,
+            updated: now,
+        };
+        blank.apply(input, now)
+    }
+
+    /// This program with `input`'s fields changed, its version bumped; validated.
+    pub fn patched(&self, input: &ProgramInput, now: OffsetDateTime) -> Result<Program> {
+        if self.status == ProgramStatus::Archived {
+            return Err(Error::Conflict(
+                "the program is archived and can no longer change".into(),
+            ));
+        }
+        let mut next = self.apply(input, now)?;
+        next.version = self.version + 1;
+        next.updated = now;
+        Ok(next)
+    }
+
+    fn apply(&self, input: &ProgramInput, now: OffsetDateTime) -> Result<Program> {
+        let mut next = self.clone();
+        if let Some(name) = &input.name {
+            next.name = name.trim().to_owned();
+        }
+        if let Some(message) = &input.message {
+            next.message = message.clone();
+        }
+        if let Some(status) = input.status {
+            if status == ProgramStatus::Archived {
+                return Err(Error::invalid(
+                    "status",
+                    "must be active or paused; archive a program with DELETE",
+                ));
+            }
+            next.status = status;
+        }
+        if let Some(audience) = input.audience {
+            next.audience = audience;
+        }
+        if let Some(currency) = &input.currency {
+            next.currency = currency.clone();
+        }
+        if let Some(expires_at) = input.expires_at {
+            if expires_at.is_some_and(|at| at <= now) {
+                return Err(Error::invalid("expires_at", "must be in the future"));
+            }
+            next.expires_at = expires_at;
+        }
+        if let Some(max) = input.max_referrals {
+            next.max_referrals = referral_limit("max_referrals", max)?;
+        }
+        if let Some(min) = input.min_referrals {
+            next.min_referrals = referral_limit("min_referrals", min)?;
+        }
+        if let Some(required) = input.requires_verification {
+            next.requires_verification = required;
+        }
+        if let Some(overrides) = &input.country_overrides {
+            next.country_overrides = overrides.clone();
+        }
+        if let Some(rewards) = &input.rewards {
+            next.rewards = rewards.clone();
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// Checks every invariant of a program; the error names the first offending field.
+    pub fn validate(&self) -> Result<()> {
+        let name_chars = self.name.chars().count();
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        if name_chars > MAX_NAME_CHARS {
+            return Err(Error::invalid(
+                "name",
+                format!("must be at most {MAX_NAME_CHARS} characters"),
+            ));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "name",
+                "must not contain control characters",
+            ));
+        }
+        if let Some(message) = &self.message
+            && message.chars().count() > MAX_MESSAGE_CHARS
+        {
+            return Err(Error::invalid(
+                "message",
+                format!("must be at most {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        validate_currency(&self.currency)?;
+        if self.max_referrals > 0 && self.min_referrals > self.max_referrals {
+            return Err(Error::invalid(
+                "min_referrals",
+                "must not exceed max_referrals (unless max_referrals is 0, unlimited)",
+            ));
+        }
+        if self.country_overrides.len() > MAX_COUNTRY_OVERRIDES {
+            return Err(Error::invalid(
+                "country_overrides",
+                format!("at most {MAX_COUNTRY_OVERRIDES} countries"),
+            ));
+        }
+        for (country, values) in &self.country_overrides {
+            let field = format!("country_overrides.{country}");
+            if !is_country_code(country) {
+                return Err(Error::invalid(
+                    field,
+                    "is not an ISO 3166-1 alpha-2 country code in upper case, such as BR",
+                ));
+            }
+            if values.referee_amount.is_none() && values.referrer_amount.is_none() {
+                return Err(Error::invalid(
+                    field,
+                    "needs referee_amount, referrer_amount or both",
+                ));
+            }
+            for (side, amount) in [
+                ("referee_amount", values.referee_amount),
+                ("referrer_amount", values.referrer_amount),
+            ] {
+                if let Some(amount) = amount {
+                    amount_in_range(&format!("{field}.{side}"), amount, 0)?;
+                }
+            }
+        }
+        if self.rewards.len() > MAX_RULES {
+            return Err(Error::invalid(
+                "rewards",
+                format!("at most {MAX_RULES} rules"),
+            ));
+        }
+        for (index, rule) in self.rewards.iter().enumerate() {
+            rule.validate(&format!("rewards[{index}]"), &self.currency)?;
+        }
+        Ok(())
+    }
+}
+
+impl RewardRule {
+    fn validate(&self, at: &str, currency: &str) -> Result<()> {
+        match (self.amount, self.percent) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(Error::invalid(at, "needs exactly one of amount or percent"));
+            }
+            (Some(amount), None) => amount_in_range(&format!("{at}.amount"), amount, 1)?,
+            (None, Some(percent)) => {
+                if !(percent.is_finite() && percent > 0.0 && percent <= 100.0) {
+                    return Err(Error::invalid(
+                        format!("{at}.percent"),
+                        "must be greater than 0 and at most 100",
+                    ));
+                }
+                if self.trigger != Trigger::EachInvoice {
+                    return Err(Error::invalid(
+                        format!("{at}.percent"),
+                        "is only allowed with the each_invoice trigger; use amount",
+                    ));
+                }
+            }
+        }
+        match (self.trigger, self.threshold_amount) {
+            (Trigger::PaidThreshold, Some(threshold)) => {
+                amount_in_range(&format!("{at}.threshold_amount"), threshold, 1)?
+            }
+            (Trigger::PaidThreshold, None) => {
+                return Err(Error::invalid(
+                    format!("{at}.threshold_amount"),
+                    "is required and must be positive for the paid_threshold trigger",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(Error::invalid(
+                    format!("{at}.threshold_amount"),
+                    "is only allowed with the paid_threshold trigger",
+                ));
+            }
+            (_, None) => {}
+        }
+        if self.kind == RewardKind::Cash && currency == POINTS {
+            return Err(Error::invalid(
+                format!("{at}.kind"),
+                "cash rewards need a money currency; this program's currency is POINTS",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn amount_in_range(field: &str, amount: i64, min: i64) -> Result<()> {
+    if amount < min || amount > MAX_AMOUNT {
+        let lower = if min > 0 { "positive" } else { "non-negative" };
+        return Err(Error::invalid(
+            field,
+            format!("must be {lower} and at most {MAX_AMOUNT} (minor units)"),
+        ));
+    }
+    Ok(())
+}
+
+fn referral_limit(field: &str, value: i64) -> Result<u32> {
+    if !(0..=MAX_REFERRAL_LIMIT).contains(&value) {
+        return Err(Error::invalid(
+            field,
+            format!("must be between 0 and {MAX_REFERRAL_LIMIT}"),
+        ));
+    }
+    Ok(value as u32)
+}
+
+fn validate_currency(currency: &str) -> Result<()> {
+    let well_formed = currency == POINTS
+        || (currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()));
+    if !well_formed {
+        return Err(Error::invalid(
+            "currency",
+            "must be 3 upper-case letters (ISO 4217, such as USD) or POINTS",
+        ));
+    }
+    if currency != POINTS && iso_currency::Currency::from_code(currency).is_none() {
+        return Err(Error::invalid(
+            "currency",
+            format!("{currency} is not an ISO 4217 currency code"),
+        ));
+    }
+    Ok(())
+}
+
+/// An ISO 3166-1 alpha-2 code, in upper case.
+pub fn is_country_code(code: &str) -> bool {
+    code.len() == 2
+        && code.bytes().all(|b| b.is_ascii_uppercase())
+        && celes::Country::from_alpha2(code).is_ok()
+}
+
+// ---- Domain operations: what the programs routes do, over the store port. ----
+
+/// How often an update re-reads and retries when another writer changed the program meanwhile.
+const UPDATE_ATTEMPTS: usize = 4;
+
+/// Creates a program; its name is unique in the tenant (409 otherwise). One `TransactWriteItems`.
+pub async fn create_program(
+    store: &impl ProgramStore,
+    tenant: &str,
+    input: &ProgramInput,
+) -> Result<Program> {
+    let program = Program::create(id::new_id(), tenant, input, clock::now())?;
+    store.insert_program(&program).await?;
+    Ok(program)
+}
+
+/// The tenant's program `id`; 404 when it does not exist in this tenant. One `GetItem`.
+pub async fn get_program(store: &impl ProgramStore, tenant: &str, id: &str) -> Result<Program> {
+    if !id::is_id(id) {
+        return Err(not_found(id));
+    }
+    store
+        .get_program(tenant, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// A page of the tenant's programs, newest first. One `Query`.
+pub async fn list_programs(
+    store: &impl ProgramStore,
+    tenant: &str,
+    page: &PageRequest,
+) -> Result<Page<Program>> {
+    store.list_programs(tenant, page).await
+}
+
+/// Applies a partial update. The write is conditional on the version read, and a rename moves
+/// the name guard in the same transaction, so concurrent updates neither lose changes nor break
+/// name uniqueness. One `GetItem` plus one `PutItem` (or `TransactWriteItems` on rename).
+pub async fn update_program(
+    store: &impl ProgramStore,
+    tenant: &str,
+    id: &str,
+    input: &ProgramInput,
+) -> Result<Program> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let current = get_program(store, tenant, id).await?;
+        if input.is_empty() {
+            return Ok(current);
+        }
+        let next = current.patched(input, clock::now())?;
+        match store.replace_program(&current, &next).await? {
+            Replaced::Done => return Ok(next),
+            Replaced::Stale => continue,
+        }
+    }
+    Err(Error::Conflict(
+        "the program is being changed by other requests; retry".into(),
+    ))
+}
+
+/// Archives a program (no new referrals; history and name stay). Archiving an archived program
+/// answers it unchanged. One `UpdateItem`.
+pub async fn archive_program(store: &impl ProgramStore, tenant: &str, id: &str) -> Result<Program> {
+    if !id::is_id(id) {
+        return Err(not_found(id));
+    }
+    store
+        .archive_program(tenant, id, clock::now())
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("no program {id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+
+    fn input(value: serde_json::Value) -> Result<ProgramInput> {
+        crate::http::parse_json(value.to_string().as_bytes())
+    }
+
+    fn create(value: serde_json::Value) -> Result<Program> {
+        Program::create(
+            "01J00000000000000000000000".into(),
+            "acme",
+            &input(value)?,
+            NOW,
+        )
+    }
+
+    fn valid() -> serde_json::Value {
+        json!({
+            "name": "Spring launch",
+            "message": "Invite a friend, both get $10",
+            "currency": "USD",
+            "audience": "customer",
+            "expires_at": "2027-06-30T23:59:59Z",
+            "max_referrals": 10,
+            "min_referrals": 2,
+            "requires_verification": true,
+            "country_overrides": {"BR": {"referee_amount": 100, "referrer_amount": 0}},
+            "rewards": [
+                {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
+                {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 5000,
+                 "kind": "cash", "amount": 2500, "delivery": "billing_credit"},
+                {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash",
+                 "percent": 15.0, "delivery": "payout"},
+                {"recipient": "referee", "trigger": "verified", "kind": "points", "amount": 50}
+            ]
+        })
+    }
+
+    fn with(field: &str, value: serde_json::Value) -> serde_json::Value {
+        let mut body = valid();
+        body[field] = value;
+        body
+    }
+
+    fn rule(value: serde_json::Value) -> serde_json::Value {
+        with("rewards", json!([value]))
+    }
+
+    /// The field a request is refused for.
+    fn refused_field(body: serde_json::Value) -> String {
+        match create(body) {
+            Err(Error::InvalidRequest { field, .. }) => field,
+            other => panic!("expected invalid_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_program_is_created_with_its_fields() {
+        let program = create(valid()).unwrap();
+        assert_eq!(program.name, "Spring launch");
+        assert_eq!(program.status, ProgramStatus::Active);
+        assert_eq!(program.max_referrals, 10);
+        assert_eq!(program.min_referrals, 2);
+        assert!(program.requires_verification);
+        assert_eq!(program.rewards.len(), 4);
+        assert_eq!(program.rewards[0].delivery, Delivery::BillingCredit);
+        assert_eq!(program.rewards[2].delivery, Delivery::Payout);
+        assert_eq!(program.country_overrides["BR"].referee_amount, Some(100));
+        assert_eq!(program.version, 1);
+        assert_eq!(program.created, NOW);
+    }
+
+    #[test]
+    fn defaults_apply_to_a_minimal_program() {
+        let program = create(json!({"name": "Minimal", "currency": "EUR"})).unwrap();
+        assert_eq!(program.audience, Audience::Customer);
+        assert_eq!(program.status, ProgramStatus::Active);
+        assert_eq!((program.max_referrals, program.min_referrals), (0, 0));
+        assert!(program.rewards.is_empty() && program.country_overrides.is_empty());
+        assert_eq!(program.expires_at, None);
+    }
+
+    #[test]
+    fn names_are_required_trimmed_and_bounded() {
+        assert_eq!(refused_field(with("name", json!(""))), "name");
+        assert_eq!(refused_field(with("name", json!("   "))), "name");
+        assert_eq!(refused_field(with("name", json!("x".repeat(101)))), "name");
+        assert_eq!(refused_field(with("name", json!("a\u{0}b"))), "name");
+        assert_eq!(refused_field(json!({"currency": "USD"})), "name");
+        assert!(create(with("name", json!("é".repeat(100)))).is_ok());
+        assert_eq!(
+            create(with("name", json!("  Padded "))).unwrap().name,
+            "Padded"
+        );
+    }
+
+    #[test]
+    fn unknown_enum_values_and_wrong_types_name_the_field() {
+        assert_eq!(refused_field(with("audience", json!("robot"))), "audience");
+        assert_eq!(refused_field(with("status", json!("deleted"))), "status");
+        assert_eq!(refused_field(with("status", json!("archived"))), "status");
+        assert_eq!(
+            refused_field(with("max_referrals", json!("ten"))),
+            "max_referrals"
+        );
+        assert_eq!(
+            refused_field(with("requires_verification", json!(1))),
+            "requires_verification"
+        );
+        assert_eq!(refused_field(with("name", json!(null))), "name");
+        assert_eq!(
+            refused_field(with("expires_at", json!("tomorrow"))),
+            "expires_at"
+        );
+        assert_eq!(
+            refused_field(rule(
+                json!({"recipient": "friend", "trigger": "signup", "kind": "cash", "amount": 1})
+            )),
+            "rewards[0].recipient"
+        );
+        assert_eq!(
+            refused_field(rule(
+                json!({"recipient": "referee", "trigger": "signup", "kind": "gold", "amount": 1})
+            )),
+            "rewards[0].kind"
+        );
+        assert_eq!(
+            refused_field(rule(
+                json!({"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1, "delivery": "mail"})
+            )),
+            "rewards[0].delivery"
+        );
+        assert_eq!(
+            refused_field(rule(
+                json!({"recipient": "referee", "trigger": "login", "kind": "cash", "amount": 1})
+            )),
+            "rewards[0].trigger"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let error = create(with("credit_value", json!(5))).unwrap_err();
+        assert_eq!(error.code(), "invalid_request");
+        assert!(error.to_string().contains("credit_value"), "{error}");
+    }
+
+    #[test]
+    fn currencies_are_iso_4217_or_points() {
+        for bad in ["usd", "US", "USDD", "U$D", "", "ABC", "points"] {
+            assert_eq!(
+                refused_field(with("currency", json!(bad))),
+                "currency",
+                "{bad}"
+            );
+        }
+        for good in ["USD", "EUR", "BRL", "JPY"] {
+            assert!(create(with("currency", json!(good))).is_ok(), "{good}");
+        }
+        let points = json!({"name": "Points", "currency": "POINTS", "rewards": [
+            {"recipient": "referrer", "trigger": "signup", "kind": "points", "amount": 100}]});
+        assert!(create(points.clone()).is_ok());
+        let mut cash_in_points = points;
+        cash_in_points["rewards"][0]["kind"] = json!("cash");
+        assert_eq!(refused_field(cash_in_points), "rewards[0].kind");
+    }
+
+    #[test]
+    fn amounts_must_be_positive_and_bounded() {
+        let base = json!({"recipient": "referee", "trigger": "signup", "kind": "cash"});
+        for bad in [json!(0), json!(-1), json!(MAX_AMOUNT + 1)] {
+            let mut r = base.clone();
+            r["amount"] = bad;
+            assert_eq!(refused_field(rule(r)), "rewards[0].amount");
+        }
+        let mut fractional = base.clone();
+        fractional["amount"] = json!(10.5);
+        assert_eq!(refused_field(rule(fractional)), "rewards[0].amount");
+        assert_eq!(refused_field(rule(base.clone())), "rewards[0]");
+        let mut both = base;
+        both["amount"] = json!(10);
+        both["percent"] = json!(10.0);
+        assert_eq!(refused_field(rule(both)), "rewards[0]");
+    }
+
+    #[test]
+    fn percent_is_in_zero_to_hundred_and_only_on_invoices() {
+        let base = json!({"recipient": "referrer", "trigger": "each_invoice", "kind": "cash"});
+        for bad in [json!(0), json!(0.0), json!(-5), json!(100.01), json!(1000)] {
+            let mut r = base.clone();
+            r["percent"] = bad.clone();
+            assert_eq!(refused_field(rule(r)), "rewards[0].percent", "{bad}");
+        }
+        for good in [json!(0.5), json!(100), json!(15.0)] {
+            let mut r = base.clone();
+            r["percent"] = good.clone();
+            assert!(create(rule(r)).is_ok(), "{good}");
+        }
+        let on_signup =
+            json!({"recipient": "referrer", "trigger": "signup", "kind": "cash", "percent": 10});
+        assert_eq!(refused_field(rule(on_signup)), "rewards[0].percent");
+    }
+
+    #[test]
+    fn paid_threshold_needs_a_positive_threshold() {
+        let base = json!({"recipient": "referrer", "trigger": "paid_threshold", "kind": "cash", "amount": 500});
+        assert_eq!(
+            refused_field(rule(base.clone())),
+            "rewards[0].threshold_amount"
+        );
+        for bad in [json!(0), json!(-100)] {
+            let mut r = base.clone();
+            r["threshold_amount"] = bad;
+            assert_eq!(refused_field(rule(r)), "rewards[0].threshold_amount");
+        }
+        let signup_with_threshold = json!({"recipient": "referee", "trigger": "signup",
+            "kind": "cash", "amount": 500, "threshold_amount": 100});
+        assert_eq!(
+            refused_field(rule(signup_with_threshold)),
+            "rewards[0].threshold_amount"
+        );
+    }
+
+    #[test]
+    fn country_overrides_need_real_codes_and_non_negative_amounts() {
+        for bad in ["XX", "br", "BRA", "B1", "ZZ"] {
+            let body = with("country_overrides", json!({bad: {"referee_amount": 100}}));
+            assert_eq!(
+                refused_field(body),
+                format!("country_overrides.{bad}"),
+                "{bad}"
+            );
+        }
+        let negative = with("country_overrides", json!({"BR": {"referee_amount": -1}}));
+        assert_eq!(
+            refused_field(negative),
+            "country_overrides.BR.referee_amount"
+        );
+        let empty = with("country_overrides", json!({"BR": {}}));
+        assert_eq!(refused_field(empty), "country_overrides.BR");
+        let unknown = with("country_overrides", json!({"BR": {"bonus": 1}}));
+        assert_eq!(refused_field(unknown), "country_overrides.BR");
+        let zero = with("country_overrides", json!({"DE": {"referrer_amount": 0}}));
+        assert!(create(zero).is_ok());
+    }
+
+    #[test]
+    fn min_referrals_may_not_exceed_a_positive_max() {
+        let mut body = valid();
+        body["max_referrals"] = json!(3);
+        body["min_referrals"] = json!(4);
+        assert_eq!(refused_field(body.clone()), "min_referrals");
+        body["max_referrals"] = json!(0);
+        assert!(create(body).is_ok(), "0 = unlimited");
+        assert_eq!(
+            refused_field(with("max_referrals", json!(-1))),
+            "max_referrals"
+        );
+        assert_eq!(
+            refused_field(with("min_referrals", json!(MAX_REFERRAL_LIMIT + 1))),
+            "min_referrals"
+        );
+    }
+
+    #[test]
+    fn expiry_must_be_in_the_future() {
+        assert_eq!(
+            refused_field(with("expires_at", json!("2020-01-01T00:00:00Z"))),
+            "expires_at"
+        );
+        let program = create(with("expires_at", json!("2027-01-01T01:00:00+01:00"))).unwrap();
+        assert_eq!(program.expires_at, Some(datetime!(2027-01-01 00:00 UTC)));
+    }
+
+    #[test]
+    fn a_patch_changes_only_what_it_names_and_bumps_the_version() {
+        let program = create(valid()).unwrap();
+        let later = NOW + time::Duration::minutes(5);
+        let patch =
+            input(json!({"status": "paused", "message": null, "max_referrals": 20})).unwrap();
+        let next = program.patched(&patch, later).unwrap();
+        assert_eq!(next.status, ProgramStatus::Paused);
+        assert_eq!(next.message, None);
+        assert_eq!(next.max_referrals, 20);
+        assert_eq!(next.name, program.name);
+        assert_eq!(next.rewards, program.rewards);
+        assert_eq!(next.version, program.version + 1);
+        assert_eq!((next.created, next.updated), (NOW, later));
+
+        let invalid = input(json!({"min_referrals": 50})).unwrap();
+        assert_eq!(
+            program.patched(&invalid, later).unwrap_err().code(),
+            "invalid_request"
+        );
+    }
+
+    #[test]
+    fn an_archived_program_cannot_change() {
+        let mut program = create(valid()).unwrap();
+        program.status = ProgramStatus::Archived;
+        let patch = input(json!({"name": "Again"})).unwrap();
+        assert_eq!(program.patched(&patch, NOW).unwrap_err().status(), 409);
+    }
+
+    #[test]
+    fn stored_form_round_trips_through_dynamodb_attributes() {
+        let program = create(valid()).unwrap();
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(&program).unwrap();
+        let back: Program = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back, program);
+        let json = serde_json::to_value(&program).unwrap();
+        assert_eq!(json["expires_at"], "2027-06-30T23:59:59Z");
+        assert_eq!(json["rewards"][2]["percent"], 15.0);
+    }
+}

@@ -1,0 +1,379 @@
+//! The DynamoDB adapter of the store port. Every key it reads or writes comes from
+//! [`crate::keys`]; uniqueness and concurrency rules are DynamoDB conditions and transactions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use super::{ProgramStore, Replaced};
+use crate::error::{Error, Result};
+use crate::keys::{self, Key};
+use crate::page::{Page, PageRequest};
+use crate::program::{Program, ProgramStatus};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The single-table store. Cheap to clone; build it once per cold start.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: Arc<str>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// A `Put` of `item` that succeeds only if no item has its key yet.
+    fn put_new(&self, item: Item) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A `Put` of `item` that succeeds only if the stored item has version `expected`.
+    fn put_versioned(&self, item: Item, expected: u64) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", number(expected))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A `Delete` of the guard `key`, only while it still belongs to `owner_id`.
+    fn delete_guard(&self, key: &Key, owner_id: &str) -> Result<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key_item(key)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner_id")
+            .expression_attribute_values(":owner", string(owner_id))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<Outcome> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Outcome::Written),
+            Err(error) => cancellation(error),
+        }
+    }
+}
+
+/// How a transaction ended.
+enum Outcome {
+    Written,
+    /// Cancelled: for each action in order, whether its condition failed.
+    ConditionsFailed(Vec<bool>),
+}
+
+/// Reads the cancellation reasons of a failed `TransactWriteItems`. A cancellation caused only
+/// by a concurrent transaction on the same items is a 409 the client may retry.
+fn cancellation(error: SdkError<TransactWriteItemsError>) -> Result<Outcome> {
+    let error = match error.into_service_error() {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+            let reasons = cancelled.cancellation_reasons();
+            let failed: Vec<bool> = reasons
+                .iter()
+                .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+                .collect();
+            if failed.iter().any(|failed| *failed) {
+                return Ok(Outcome::ConditionsFailed(failed));
+            }
+            if reasons
+                .iter()
+                .any(|reason| reason.code() == Some("TransactionConflict"))
+            {
+                return Err(Error::Conflict(
+                    "a concurrent request changed the same data; retry".into(),
+                ));
+            }
+            TransactWriteItemsError::TransactionCanceledException(cancelled)
+        }
+        TransactWriteItemsError::TransactionInProgressException(_) => {
+            return Err(Error::Conflict(
+                "a concurrent request changed the same data; retry".into(),
+            ));
+        }
+        other => other,
+    };
+    Err(Error::internal(format!(
+        "TransactWriteItems: {}",
+        DisplayErrorContext(&error)
+    )))
+}
+
+fn sdk_error<E>(operation: &str, error: SdkError<E>) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Error::internal(format!("{operation}: {}", DisplayErrorContext(&error)))
+}
+
+fn string(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn number(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key_item(key: &Key) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), string(&key.pk)),
+        (keys::SK.to_owned(), string(&key.sk)),
+    ])
+}
+
+/// An entity as an item: its attributes plus its key and `entity_type`.
+fn entity_item<T: Serialize>(entity: &T, key: &Key, entity_type: &str) -> Result<Item> {
+    let mut item: Item = serde_dynamo::to_item(entity).map_err(Error::internal)?;
+    item.extend(key_item(key));
+    item.insert(keys::ENTITY_TYPE.to_owned(), string(entity_type));
+    Ok(item)
+}
+
+/// A uniqueness guard: it exists while `owner_id` holds the unique value.
+fn guard_item(key: &Key, entity_type: &str, owner_id: &str) -> Item {
+    let mut item = key_item(key);
+    item.insert(keys::ENTITY_TYPE.to_owned(), string(entity_type));
+    item.insert("owner_id".to_owned(), string(owner_id));
+    item
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T> {
+    serde_dynamo::from_item(item).map_err(|error| Error::internal(format!("corrupt item: {error}")))
+}
+
+/// Opaque cursor: the sort key of the last item of a page, base64url-encoded. The partition is
+/// never in the cursor: it always comes from the caller's token.
+fn encode_cursor(sort_key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sort_key)
+}
+
+fn decode_cursor(cursor: &str, expected_prefix: &str) -> Result<String> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|sort_key| sort_key.starts_with(expected_prefix))
+        .ok_or_else(|| Error::invalid("cursor", "is not a cursor this list returned"))
+}
+
+const PROGRAM_ENTITY: &str = "program";
+const PROGRAM_NAME_ENTITY: &str = "program_name";
+
+fn program_item(program: &Program) -> Result<Item> {
+    entity_item(
+        program,
+        &keys::program(&program.tenant, &program.id),
+        PROGRAM_ENTITY,
+    )
+}
+
+fn name_taken(name: &str) -> Error {
+    Error::Conflict(format!("a program named '{name}' already exists"))
+}
+
+impl ProgramStore for DynamoStore {
+    async fn insert_program(&self, program: &Program) -> Result<()> {
+        let guard = guard_item(
+            &keys::program_name(&program.tenant, &program.name),
+            PROGRAM_NAME_ENTITY,
+            &program.id,
+        );
+        let actions = vec![self.put_new(program_item(program)?)?, self.put_new(guard)?];
+        match self.transact(actions).await? {
+            Outcome::Written => Ok(()),
+            Outcome::ConditionsFailed(failed) if failed.get(1) == Some(&true) => {
+                Err(name_taken(&program.name))
+            }
+            Outcome::ConditionsFailed(_) => Err(Error::Conflict(
+                "a program with this id already exists; retry".into(),
+            )),
+        }
+    }
+
+    async fn get_program(&self, tenant: &str, id: &str) -> Result<Option<Program>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key_item(&keys::program(tenant, id))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| sdk_error("GetItem", error))?;
+        output.item.map(from_item).transpose()
+    }
+
+    async fn list_programs(&self, tenant: &str, page: &PageRequest) -> Result<Page<Program>> {
+        let partition = keys::tenant(tenant);
+        let start = match &page.cursor {
+            Some(cursor) => Some(HashMap::from([
+                (keys::PK.to_owned(), string(&partition)),
+                (
+                    keys::SK.to_owned(),
+                    string(decode_cursor(cursor, keys::program_prefix())?),
+                ),
+            ])),
+            None => None,
+        };
+        // One more than asked: if it comes back, there is a next page.
+        let output = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", string(&partition))
+            .expression_attribute_values(":prefix", string(keys::program_prefix()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| sdk_error("Query", error))?;
+        let mut items = output.items.unwrap_or_default();
+        let has_more = items.len() > page.limit;
+        items.truncate(page.limit);
+        let next_cursor = if has_more {
+            items
+                .last()
+                .and_then(|item| item.get(keys::SK))
+                .and_then(|sk| sk.as_s().ok())
+                .map(|sk| encode_cursor(sk))
+        } else {
+            None
+        };
+        let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn replace_program(&self, current: &Program, next: &Program) -> Result<Replaced> {
+        let old_guard = keys::program_name(&current.tenant, &current.name);
+        let new_guard = keys::program_name(&next.tenant, &next.name);
+        let mut actions = vec![self.put_versioned(program_item(next)?, current.version)?];
+        if old_guard != new_guard {
+            actions.push(self.delete_guard(&old_guard, &current.id)?);
+            actions.push(self.put_new(guard_item(&new_guard, PROGRAM_NAME_ENTITY, &next.id))?);
+        }
+        match self.transact(actions).await? {
+            Outcome::Written => Ok(Replaced::Done),
+            Outcome::ConditionsFailed(failed) if failed.first() == Some(&true) => {
+                Ok(Replaced::Stale)
+            }
+            Outcome::ConditionsFailed(failed) if failed.get(2) == Some(&true) => {
+                Err(name_taken(&next.name))
+            }
+            Outcome::ConditionsFailed(_) => Err(Error::internal(format!(
+                "program {} name guard does not belong to it",
+                current.id
+            ))),
+        }
+    }
+
+    async fn archive_program(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Program>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key_item(&keys::program(tenant, id))))
+            .condition_expression("attribute_exists(#pk) AND #status <> :archived")
+            .update_expression("SET #status = :archived, #updated = :now ADD #version :one")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#updated", "updated")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":archived", string(ProgramStatus::Archived.as_str()))
+            .expression_attribute_values(":now", string(crate::clock::format(now)))
+            .expression_attribute_values(":one", number(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output.attributes.map(from_item).transpose(),
+            Err(error) => match error.into_service_error() {
+                // Absent (404) or archived already (answered as it is).
+                UpdateItemError::ConditionalCheckFailedException(_) => {
+                    self.get_program(tenant, id).await
+                }
+                other => Err(Error::internal(format!(
+                    "UpdateItem: {}",
+                    DisplayErrorContext(&other)
+                ))),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_foreign_input() {
+        let cursor = encode_cursor("PROGRAM#01J00000000000000000000000");
+        assert_eq!(
+            decode_cursor(&cursor, "PROGRAM#").unwrap(),
+            "PROGRAM#01J00000000000000000000000"
+        );
+        assert!(decode_cursor(&encode_cursor("PROMOTER#x"), "PROGRAM#").is_err());
+        assert!(decode_cursor("%%%", "PROGRAM#").is_err());
+    }
+
+    #[test]
+    fn entity_items_carry_keys_and_type() {
+        let item = guard_item(&keys::program_name("acme", "Spring"), "program_name", "01J");
+        assert_eq!(
+            item["PK"].as_s().unwrap(),
+            "TENANT#acme#PROGRAM_NAME#spring"
+        );
+        assert_eq!(item["SK"].as_s().unwrap(), "UNIQUE");
+        assert_eq!(item["owner_id"].as_s().unwrap(), "01J");
+    }
+}

@@ -1,0 +1,64 @@
+//! `make dev`: every function's routes on http://127.0.0.1:3000 (`PORT` overrides) against the
+//! emulator at `AWS_ENDPOINT_URL`, with the table and queues created on start and a dev token
+//! printed for each role. Ctrl-C stops it (and `make dev` then stops the emulator).
+
+use std::net::Ipv4Addr;
+
+use referral::auth::Role;
+use referral::config::{Config, DEV_JWT_SECRET};
+use referral::http::AppState;
+
+/// The tenant and users the printed dev tokens are for.
+const DEV_TENANT: &str = "acme";
+const DEV_USERS: [(Role, &str); 3] = [
+    (Role::Admin, "admin-1"),
+    (Role::Promoter, "user-1"),
+    (Role::Service, "acme-backend"),
+];
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    referral::telemetry::init();
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let endpoint = env("AWS_ENDPOINT_URL").ok_or(
+        "AWS_ENDPOINT_URL is not set: start the local stack with `make dev`, which starts the emulator",
+    )?;
+    let table = env("TABLE_NAME").unwrap_or_else(|| "referrals".to_owned());
+    let secret = env("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
+    let port: u16 = env("PORT").map_or(Ok(3000), |port| port.parse())?;
+
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    local_stack::ensure_table(&dynamodb, &table).await?;
+    let queue_url = local_stack::ensure_queues(&aws_sdk_sqs::Client::new(&sdk)).await?;
+
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.clone()),
+        "JWT_SECRET" => Some(secret.clone()),
+        "QUEUE_URL" => Some(queue_url.clone()),
+        "PUBLIC_BASE_URL" => env(name).or_else(|| Some(format!("http://127.0.0.1:{port}"))),
+        other => env(other),
+    })?;
+    let app = local_stack::app(AppState::with_dynamodb(config, dynamodb));
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+
+    println!(
+        "\nReferral engine, local: http://127.0.0.1:{port}  (emulator: {endpoint}, table: {table})"
+    );
+    println!("Dev tokens (tenant '{DEV_TENANT}', valid 30 days):");
+    for (role, user) in DEV_USERS {
+        let token = local_stack::token(&secret, DEV_TENANT, user, role, time::Duration::days(30));
+        println!("  export {}_TOKEN={token}", role.as_str().to_uppercase());
+    }
+    println!(
+        "Try:  curl -s http://127.0.0.1:{port}/v1/programs -H \"Authorization: Bearer $ADMIN_TOKEN\""
+    );
+    println!("Ctrl-C stops the server and the emulator.\n");
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The local stack: every endpoint group's routes in one router (the very routers the Lambda
+//! binaries run), the table and queues created with the same shape as `template.yaml`, and dev
+//! tokens. Used by the local server (`make dev`) and the integration tests (`make test`).
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use axum::Router;
+use referral::auth::{self, Claims, Role};
+use referral::http::AppState;
+use referral::keys;
+
+/// Every endpoint group, merged: what `make dev` serves on port 3000.
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(programs::routes())
+}
+
+/// The finished application over `state`.
+pub fn app(state: AppState) -> Router {
+    referral::http::app(routes(), state)
+}
+
+/// The table's shape. `template.yaml` declares the same (a test compares them).
+pub struct TableShape {
+    /// (attribute, key type) of the table's primary key.
+    pub key: [(&'static str, KeyType); 2],
+    /// Global secondary indexes: (name, [(attribute, key type)]), all projecting every attribute.
+    pub indexes: &'static [(&'static str, [(&'static str, KeyType); 2])],
+    pub ttl_attribute: &'static str,
+}
+
+pub const TABLE: TableShape = TableShape {
+    key: [(keys::PK, KeyType::Hash), (keys::SK, KeyType::Range)],
+    indexes: &[(
+        keys::GSI1,
+        [
+            (keys::GSI1PK, KeyType::Hash),
+            (keys::GSI1SK, KeyType::Range),
+        ],
+    )],
+    ttl_attribute: keys::TTL,
+};
+
+/// The billing-credit queue and its dead-letter queue, as in `template.yaml`.
+pub const BILLING_QUEUE: &str = "referral-billing-credits";
+pub const BILLING_DLQ: &str = "referral-billing-credits-dlq";
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn key_schema(key: &[(&str, KeyType); 2]) -> Vec<KeySchemaElement> {
+    key.iter()
+        .map(|(name, key_type)| {
+            KeySchemaElement::builder()
+                .attribute_name(*name)
+                .key_type(key_type.clone())
+                .build()
+                .expect("name and key type are set")
+        })
+        .collect()
+}
+
+/// Creates the table (on-demand, `PK`/`SK`, `GSI1`, TTL) unless it exists.
+pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), BoxError> {
+    let mut attributes: Vec<&str> = TABLE.key.iter().map(|(name, _)| *name).collect();
+    for (_, key) in TABLE.indexes {
+        attributes.extend(key.iter().map(|(name, _)| *name));
+    }
+    let mut create = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(key_schema(&TABLE.key)));
+    for name in attributes {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        );
+    }
+    for (name, key) in TABLE.indexes {
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(*name)
+                .set_key_schema(Some(key_schema(key)))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()?,
+        );
+    }
+    match create.send().await {
+        Ok(_) => {}
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            return Ok(());
+        }
+        Err(error) => return Err(Box::new(error.into_service_error())),
+    }
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TABLE.ttl_attribute)
+                .enabled(true)
+                .build()?,
+        )
+        .send()
+        .await
+        .map_err(|error| Box::new(error.into_service_error()))?;
+    Ok(())
+}
+
+/// Creates the billing queue with its dead-letter queue (redrive after
+/// [`MAX_RECEIVE_COUNT`] receives); returns the queue's URL.
+pub async fn ensure_queues(client: &aws_sdk_sqs::Client) -> Result<String, BoxError> {
+    let dlq_url = client
+        .create_queue()
+        .queue_name(BILLING_DLQ)
+        .send()
+        .await
+        .map_err(|error| Box::new(error.into_service_error()))?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|error| Box::new(error.into_service_error()))?
+        .attributes
+        .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
+        .ok_or("GetQueueAttributes returned no QueueArn")?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
+    });
+    let queue_url = client
+        .create_queue()
+        .queue_name(BILLING_QUEUE)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(QueueAttributeName::VisibilityTimeout, "60")
+        .send()
+        .await
+        .map_err(|error| Box::new(error.into_service_error()))?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    Ok(queue_url)
+}
+
+/// A token for `user_id` of `tenant` with `role`, valid for `valid_for`.
+pub fn token(
+    secret: &str,
+    tenant: &str,
+    user_id: &str,
+    role: Role,
+    valid_for: time::Duration,
+) -> String {
+    auth::mint(
+        secret,
+        &Claims {
+            sub: user_id.to_owned(),
+            tenant: tenant.to_owned(),
+            role,
+            exp: (time::OffsetDateTime::now_utc() + valid_for).unix_timestamp(),
+        },
+    )
+}
