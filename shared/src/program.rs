@@ -815,7 +815,7 @@ mod tests {
         let empty = with("country_overrides", json!({"BR": {}}));
         assert_eq!(refused_field(empty), "country_overrides.BR");
         let unknown = with("country_overrides", json!({"BR": {"bonus": 1}}));
-        assert_eq!(refused_field(unknown), "country_overrides.BR");
+        assert_eq!(refused_field(unknown), "country_overrides.BR.bonus");
         let zero = with("country_overrides", json!({"DE": {"referrer_amount": 0}}));
         assert!(create(zero).is_ok());
     }

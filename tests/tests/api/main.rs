@@ -1,0 +1,8 @@
+//! Integration tests: the routers over the real AWS SDK against the emulator that `make test`
+//! starts. One test binary (one link) with a module per area.
+
+mod auth;
+mod events;
+mod programs;
+mod support;
+mod template;

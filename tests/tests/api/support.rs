@@ -1,0 +1,155 @@
+//! Test harness: the merged router over real AWS SDK clients talking to the emulator the test
+//! command started (`AWS_ENDPOINT_URL`). Each test works in a tenant of its own, so tests run in
+//! parallel on one table.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use referral::auth::Role;
+use referral::config::Config;
+use referral::http::AppState;
+use referral::store::DynamoStore;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "integration-test-secret-0123456789";
+pub const TABLE: &str = "referral-tests";
+
+static TABLE_READY: OnceCell<()> = OnceCell::const_new();
+
+/// The DynamoDB client of the emulator. Fails (never skips) when the emulator is not there.
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
+    );
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    TABLE_READY
+        .get_or_init(|| async {
+            local_stack::ensure_table(&client, TABLE)
+                .await
+                .expect("the emulator is reachable and the table can be created");
+        })
+        .await;
+    client
+}
+
+pub fn config() -> Config {
+    Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(TABLE.to_owned()),
+        "JWT_SECRET" => Some(SECRET.to_owned()),
+        "PUBLIC_BASE_URL" => Some("https://refer.example.com".to_owned()),
+        _ => None,
+    })
+    .expect("test configuration is complete")
+}
+
+pub fn fresh_tenant() -> String {
+    format!("t-{}", ulid::Ulid::generate().to_string().to_lowercase())
+}
+
+pub fn token(tenant: &str, user: &str, role: Role) -> String {
+    local_stack::token(SECRET, tenant, user, role, time::Duration::hours(1))
+}
+
+/// The application under test, in a tenant of its own.
+#[derive(Clone)]
+pub struct Api {
+    pub router: Router,
+    pub store: DynamoStore,
+    pub tenant: String,
+}
+
+impl Api {
+    pub async fn new() -> Api {
+        let state = AppState::with_dynamodb(config(), dynamodb().await);
+        Api {
+            store: state.store.clone(),
+            router: local_stack::app(state),
+            tenant: fresh_tenant(),
+        }
+    }
+
+    /// The same application, in another tenant.
+    pub fn other_tenant(&self) -> Api {
+        Api {
+            tenant: fresh_tenant(),
+            ..self.clone()
+        }
+    }
+
+    pub fn admin_token(&self) -> String {
+        token(&self.tenant, "admin-1", Role::Admin)
+    }
+
+    /// Sends a request with raw body bytes; answers the status and the JSON body (`Null` when
+    /// empty).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        read(response).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.send(method, path, token, bytes).await
+    }
+
+    /// A call with this tenant's admin token.
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let token = self.admin_token();
+        self.call(method, path, Some(&token), body).await
+    }
+}
+
+pub async fn read(response: axum::response::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, json)
+}
+
+/// Asserts an error answer: status, code, and (for 400s) the field.
+#[track_caller]
+pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(answer.0.as_u16(), status, "{}", answer.1);
+    assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
+    assert!(
+        answer.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+}

@@ -1,0 +1,108 @@
+//! `template.yaml` and the code agree: the table the local stack creates has the template's
+//! shape, and every HTTP route the template maps is served by the routers.
+
+use std::path::Path;
+
+use axum::http::Method;
+use serde_yaml::Value;
+
+use crate::support::Api;
+
+fn template() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn key_type(key: &aws_sdk_dynamodb::types::KeyType) -> &'static str {
+    match key {
+        aws_sdk_dynamodb::types::KeyType::Hash => "HASH",
+        _ => "RANGE",
+    }
+}
+
+fn key_schema(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|element| {
+            (
+                element["AttributeName"].as_str().unwrap().to_owned(),
+                element["KeyType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn expected(key: &[(&str, aws_sdk_dynamodb::types::KeyType); 2]) -> Vec<(String, String)> {
+    key.iter()
+        .map(|(name, kind)| (name.to_string(), key_type(kind).to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_local_table_has_the_template_shape() {
+    let template = template();
+    let table = &template["Resources"]["Table"]["Properties"];
+    let shape = &local_stack::TABLE;
+    assert_eq!(key_schema(&table["KeySchema"]), expected(&shape.key));
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    assert_eq!(indexes.len(), shape.indexes.len());
+    for ((name, key), index) in shape.indexes.iter().zip(indexes) {
+        assert_eq!(index["IndexName"].as_str(), Some(*name));
+        assert_eq!(key_schema(&index["KeySchema"]), expected(key));
+        assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+    }
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(shape.ttl_attribute)
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+}
+
+/// (function, method, path) of every `HttpApi` event in the template.
+fn template_routes() -> Vec<(String, String, String)> {
+    let template = template();
+    let mut routes = Vec::new();
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for event in events
+            .values()
+            .filter(|e| e["Type"].as_str() == Some("HttpApi"))
+        {
+            routes.push((
+                name.as_str().unwrap().to_owned(),
+                event["Properties"]["Method"].as_str().unwrap().to_owned(),
+                event["Properties"]["Path"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_template_route_is_served() {
+    let api = Api::new().await;
+    let routes = template_routes();
+    assert!(!routes.is_empty());
+    for (function, method, path) in routes {
+        let concrete = path.replace("{id}", &referral::id::new_id());
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        // Without a token a served route answers 401; an unserved one 404 or 405.
+        let (status, body) = api.call(method.clone(), &concrete, None, None).await;
+        assert_eq!(status.as_u16(), 401, "{function} {method} {path}: {body}");
+    }
+}
