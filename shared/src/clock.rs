@@ -9,12 +9,18 @@ pub fn now() -> OffsetDateTime {
         .expect("a truncated nanosecond is in range")
 }
 
-/// The stored and answered form of a timestamp: RFC 3339 in UTC.
+/// RFC 3339 in UTC with exactly three fractional digits, so that stored strings sort like the
+/// times they stand for.
+const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);
+
+/// The stored and answered form of a timestamp, e.g. `2026-11-23T08:34:48.730Z`.
 pub fn format(value: OffsetDateTime) -> String {
     value
         .to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("every UTC timestamp of this service formats as RFC 3339")
+        .format(FORMAT)
+        .expect("every timestamp of years 0-9999 formats")
 }
 
 /// Serde for RFC 3339 timestamps, always written in UTC.
@@ -85,6 +91,19 @@ pub mod rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted_timestamps_sort_like_times() {
+        let earlier = time::macros::datetime!(2026-11-23 08:34:48.73 UTC);
+        let later = time::macros::datetime!(2026-11-23 08:34:48.731 UTC);
+        assert_eq!(format(earlier), "2026-11-23T08:34:48.730Z");
+        assert!(format(earlier) < format(later));
+        assert_eq!(
+            format(time::macros::datetime!(2027-01-01 00:00 UTC)),
+            "2027-01-01T00:00:00.000Z"
+        );
+        assert_eq!(rfc3339::parse(&format(later)).unwrap(), later);
+    }
 
     #[test]
     fn now_has_millisecond_precision() {

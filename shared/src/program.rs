@@ -530,7 +530,7 @@ pub async fn list_programs(
 
 /// Applies a partial update. The write is conditional on the version read, and a rename moves
 /// the name guard in the same transaction, so concurrent updates neither lose changes nor break
-/// name uniqueness. One `GetItem` plus one `PutItem` (or `TransactWriteItems` on rename).
+/// name uniqueness. One `GetItem` plus one `PutItem` (a `TransactWriteItems` on rename).
 pub async fn update_program(
     store: &impl ProgramStore,
     tenant: &str,
@@ -886,7 +886,7 @@ mod tests {
         let back: Program = serde_dynamo::from_item(item).unwrap();
         assert_eq!(back, program);
         let json = serde_json::to_value(&program).unwrap();
-        assert_eq!(json["expires_at"], "2027-06-30T23:59:59Z");
+        assert_eq!(json["expires_at"], "2027-06-30T23:59:59.000Z");
         assert_eq!(json["rewards"][2]["percent"], 15.0);
     }
 }

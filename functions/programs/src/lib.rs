@@ -5,7 +5,7 @@
 //! | `POST /v1/programs`         | 1 `TransactWriteItems` (program + name guard)     |
 //! | `GET /v1/programs`          | 1 `Query`                                         |
 //! | `GET /v1/programs/{id}`     | 1 `GetItem`                                       |
-//! | `PATCH /v1/programs/{id}`   | 1 `GetItem` + 1 `TransactWriteItems`              |
+//! | `PATCH /v1/programs/{id}`   | 1 `GetItem` + 1 `PutItem` (rename: `TransactWriteItems`) |
 //! | `DELETE /v1/programs/{id}`  | 1 `UpdateItem`                                    |
 
 use axum::extract::{Path, State};

@@ -32,6 +32,9 @@ fn api_gateway_samples() -> Vec<String> {
     let mut found = Vec::new();
     for group in std::fs::read_dir(events_dir()).unwrap() {
         let group = group.unwrap().path();
+        if !group.is_dir() {
+            continue; // events/local-env.json: environment for `sam local invoke`
+        }
         for file in std::fs::read_dir(&group).unwrap() {
             let file = file.unwrap().path();
             if file.extension().is_some_and(|ext| ext == "json") {

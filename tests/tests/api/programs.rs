@@ -53,12 +53,15 @@ async fn create_read_list_update_and_archive() {
     let created = create(&api, spring()).await;
     let id = created["id"].as_str().unwrap();
     assert!(referral::id::is_id(id));
+    assert_eq!(
+        created["expires_at"], "2030-06-30T23:59:59.000Z",
+        "normalised to UTC millis"
+    );
     for field in [
         "name",
         "message",
         "currency",
         "audience",
-        "expires_at",
         "max_referrals",
         "min_referrals",
         "requires_verification",
@@ -517,5 +520,52 @@ async fn unknown_routes_and_methods_answer_in_the_envelope() {
         &api.admin(Method::PUT, "/v1/programs", None).await,
         405,
         "method_not_allowed",
+    );
+}
+
+#[tokio::test]
+async fn each_route_costs_its_documented_round_trips() {
+    let api = Api::new().await;
+    let created = create(&api, json!({"name": "Budget", "currency": "USD"})).await;
+    assert_eq!(api.round_trips.take(), ["TransactWriteItems"], "create");
+    let path = format!("/v1/programs/{}", created["id"].as_str().unwrap());
+
+    api.admin(Method::GET, &path, None).await;
+    assert_eq!(api.round_trips.take(), ["GetItem"], "get");
+    api.admin(Method::GET, "/v1/programs?limit=10", None).await;
+    assert_eq!(api.round_trips.take(), ["Query"], "list");
+    api.admin(Method::PATCH, &path, Some(json!({"status": "paused"})))
+        .await;
+    assert_eq!(api.round_trips.take(), ["GetItem", "PutItem"], "update");
+    api.admin(Method::PATCH, &path, Some(json!({"name": "Renamed"})))
+        .await;
+    assert_eq!(
+        api.round_trips.take(),
+        ["GetItem", "TransactWriteItems"],
+        "rename"
+    );
+    api.admin(Method::DELETE, &path, None).await;
+    assert_eq!(api.round_trips.take(), ["UpdateItem"], "archive");
+
+    let bad = api
+        .admin(Method::POST, "/v1/programs", Some(json!({"name": ""})))
+        .await;
+    assert_eq!(bad.0, StatusCode::BAD_REQUEST);
+    let forbidden = api
+        .call(
+            Method::GET,
+            "/v1/programs",
+            Some(&crate::support::token(
+                &api.tenant,
+                "u",
+                referral::auth::Role::Promoter,
+            )),
+            None,
+        )
+        .await;
+    assert_eq!(forbidden.0, StatusCode::FORBIDDEN);
+    assert!(
+        api.round_trips.take().is_empty(),
+        "refused requests touch no table"
     );
 }

@@ -2,6 +2,12 @@
 //! command started (`AWS_ENDPOINT_URL`). Each test works in a tenant of its own, so tests run in
 //! parallel on one table.
 
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -18,14 +24,49 @@ pub const TABLE: &str = "referral-tests";
 
 static TABLE_READY: OnceCell<()> = OnceCell::const_new();
 
-/// The DynamoDB client of the emulator. Fails (never skips) when the emulator is not there.
-pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+/// Records the operation name of every DynamoDB request attempt a client sends, so tests can
+/// assert each route's round-trip budget.
+#[derive(Clone, Debug, Default)]
+pub struct RoundTrips(Arc<Mutex<Vec<String>>>);
+
+impl RoundTrips {
+    /// The operations sent since the last call, in order.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for RoundTrips {
+    fn name(&self) -> &'static str {
+        "RoundTrips"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map_or("unknown", |metadata| metadata.name());
+        self.0.lock().unwrap().push(operation.to_owned());
+        Ok(())
+    }
+}
+
+/// A DynamoDB client of the emulator that records its round trips. Fails (never skips) when
+/// the emulator is not there.
+pub async fn dynamodb(round_trips: &RoundTrips) -> aws_sdk_dynamodb::Client {
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
     );
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .interceptor(round_trips.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
     TABLE_READY
         .get_or_init(|| async {
             local_stack::ensure_table(&client, TABLE)
@@ -60,15 +101,19 @@ pub struct Api {
     pub router: Router,
     pub store: DynamoStore,
     pub tenant: String,
+    pub round_trips: RoundTrips,
 }
 
 impl Api {
     pub async fn new() -> Api {
-        let state = AppState::with_dynamodb(config(), dynamodb().await);
+        let round_trips = RoundTrips::default();
+        let state = AppState::with_dynamodb(config(), dynamodb(&round_trips).await);
+        round_trips.take();
         Api {
             store: state.store.clone(),
             router: local_stack::app(state),
             tenant: fresh_tenant(),
+            round_trips,
         }
     }
 
