@@ -156,6 +156,16 @@ mod tests {
         }
     }
 
+    /// A correctly signed token with arbitrary claims.
+    fn raw_token(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
     fn bearer(token: &str) -> String {
         format!("Bearer {token}")
     }
@@ -212,14 +222,10 @@ mod tests {
             401
         );
 
-        let json = serde_json::json!({"sub": "u", "tenant": "t", "role": "root",
-            "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 60});
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &json,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap();
+        let token = raw_token(
+            serde_json::json!({"sub": "u", "tenant": "t", "role": "root",
+            "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 60}),
+        );
         assert_eq!(
             verifier
                 .authenticate(Some(&bearer(&token)))
@@ -231,13 +237,7 @@ mod tests {
 
     #[test]
     fn a_token_without_exp_is_refused() {
-        let json = serde_json::json!({"sub": "u", "tenant": "t", "role": "admin"});
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &json,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap();
+        let token = raw_token(serde_json::json!({"sub": "u", "tenant": "t", "role": "admin"}));
         let error = TokenVerifier::new(SECRET)
             .authenticate(Some(&bearer(&token)))
             .unwrap_err();
