@@ -55,6 +55,8 @@ pub enum Error {
     SelfReferral(String),
     #[error("{0}")]
     BelowMinWithdrawalBalance(String),
+    #[error("{0}")]
+    PayoutMethodMissing(String),
     /// 500: a failure of ours or of a dependency. The text is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -109,6 +111,7 @@ impl Error {
             Error::CodeInactive(_) => "code_inactive",
             Error::SelfReferral(_) => "self_referral",
             Error::BelowMinWithdrawalBalance(_) => "below_min_withdrawal_balance",
+            Error::PayoutMethodMissing(_) => "payout_method_missing",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -130,7 +133,8 @@ impl Error {
             | Error::ProgramExpired(_)
             | Error::CodeInactive(_)
             | Error::SelfReferral(_)
-            | Error::BelowMinWithdrawalBalance(_) => 422,
+            | Error::BelowMinWithdrawalBalance(_)
+            | Error::PayoutMethodMissing(_) => 422,
             Error::Internal(_) => 500,
         }
     }
@@ -204,6 +208,11 @@ mod tests {
             (
                 Error::BelowMinWithdrawalBalance("x".into()),
                 "below_min_withdrawal_balance",
+                422,
+            ),
+            (
+                Error::PayoutMethodMissing("x".into()),
+                "payout_method_missing",
                 422,
             ),
             (Error::internal("boom"), "internal_error", 500),

@@ -84,6 +84,11 @@ impl Roles for AdminOnly {
     const ROLES: &'static [Role] = &[Role::Admin];
 }
 
+pub struct PromoterOnly;
+impl Roles for PromoterOnly {
+    const ROLES: &'static [Role] = &[Role::Promoter];
+}
+
 /// The authenticated caller of a route, of one of `R`'s roles.
 pub struct Caller<R> {
     pub principal: Principal,
@@ -91,6 +96,8 @@ pub struct Caller<R> {
 }
 
 pub type Admin = Caller<AdminOnly>;
+/// An end user acting on their own promoter data (`/me` routes).
+pub type PromoterUser = Caller<PromoterOnly>;
 
 impl<R> Deref for Caller<R> {
     type Target = Principal;
@@ -162,16 +169,51 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(value)
 }
 
+/// A query string parsed into `T`; unknown parameters are ignored.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map(QueryParams)
+            .map_err(|error| Error::invalid("query", error.to_string()))
+    }
+}
+
 /// `?limit=&cursor=` of a list route, validated.
 pub struct Pagination(pub PageRequest);
 
 impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
-        let query: ListQuery = serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
-            .map_err(|error| Error::invalid("query", error.to_string()))?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let QueryParams(query) = QueryParams::<ListQuery>::from_request_parts(parts, state).await?;
         PageRequest::try_from(query).map(Pagination)
+    }
+}
+
+/// The base of referral links: `PUBLIC_BASE_URL`, or else `https://` and the request's host
+/// (the API's own domain behind API Gateway).
+pub struct PublicBaseUrl(pub String);
+
+impl FromRequestParts<AppState> for PublicBaseUrl {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if let Some(base) = &state.config.public_base_url {
+            return Ok(PublicBaseUrl(base.clone()));
+        }
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .filter(|host| !host.is_empty() && !host.contains(['/', ' ']))
+            .ok_or_else(|| {
+                Error::internal("PUBLIC_BASE_URL is not set and the request has no Host")
+            })?;
+        Ok(PublicBaseUrl(format!("https://{host}")))
     }
 }
 

@@ -1,14 +1,23 @@
 //! Every key format of the single table, in one place: no other module formats a `PK`, `SK`,
 //! `GSI1PK` or `GSI1SK` string.
 //!
-//! | item                | PK                                   | SK                  |
-//! |---------------------|--------------------------------------|---------------------|
-//! | program             | `TENANT#{tenant}`                    | `PROGRAM#{id}`      |
-//! | program-name guard  | `TENANT#{tenant}#PROGRAM_NAME#{name}`| `UNIQUE`            |
+//! | item               | PK                                    | SK             | GSI1PK                          | GSI1SK             |
+//! |--------------------|---------------------------------------|----------------|---------------------------------|--------------------|
+//! | program            | `TENANT#{t}`                          | `PROGRAM#{id}` |                                 |                    |
+//! | program-name guard | `TENANT#{t}#PROGRAM_NAME#{name}`      | `UNIQUE`       |                                 |                    |
+//! | promoter           | `CODE#{primary code}`                 | `CODE`         | `TENANT#{t}#USER#{u}`           | `PROMOTER`         |
+//! | extra code         | `CODE#{code}`                         | `CODE`         | `TENANT#{t}#USER#{u}`           | `CODE#{code}`      |
+//! | promoter guard     | `TENANT#{t}#USER#{u}`                 | `PROMOTER`     |                                 |                    |
+//! | referral relation  | `TENANT#{t}#REFERRAL#{id}`            | `REFERRAL`     | `TENANT#{t}#USER#{u}#REFERRALS` | `{id}`             |
+//! | reward (ledger)    | `TENANT#{t}#USER#{recipient}`         | `REWARD#{id}`  | `TENANT#{t}#USER#{u}#LEDGER`    | `{created}#{id}`   |
+//! | payout             | `TENANT#{t}#PAYOUT#{id}`              | `PAYOUT`       | `TENANT#{t}#USER#{u}#PAYOUTS`   | `{id}`             |
 //!
 //! The tenant comes first in every tenant-owned key, so one tenant can never address another's
-//! items. Guard items enforce uniqueness: they are written with `attribute_not_exists(PK)` in the
-//! same transaction as the entity they protect.
+//! items. Codes are global (a public link carries only the code), so their items carry the tenant
+//! as an attribute and every tenant-scoped read checks it. A promoter lives in the item of its
+//! primary code: `/r/{code}` counts a click with one `UpdateItem` on the code alone, and that
+//! click is the promoter's `link_clicks`. Guard items enforce uniqueness: they are written with
+//! `attribute_not_exists(PK)` in the same transaction as the entity they protect.
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -22,6 +31,8 @@ pub const ENTITY_TYPE: &str = "entity_type";
 
 const GUARD_SK: &str = "UNIQUE";
 const PROGRAM_PREFIX: &str = "PROGRAM#";
+
+const CODE_SK: &str = "CODE";
 
 /// The primary key of one item.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +69,89 @@ pub fn program_name(tenant_id: &str, name: &str) -> Key {
         ),
         sk: GUARD_SK.to_owned(),
     }
+}
+
+/// A referral code's item (a promoter's primary code holds the promoter). Codes are upper case.
+pub fn code(code: &str) -> Key {
+    Key {
+        pk: format!("CODE#{code}"),
+        sk: CODE_SK.to_owned(),
+    }
+}
+
+/// Guard that keeps one promoter per user and tenant; it names the promoter's primary code.
+pub fn promoter_guard(tenant_id: &str, user_id: &str) -> Key {
+    Key {
+        pk: user(tenant_id, user_id),
+        sk: "PROMOTER".to_owned(),
+    }
+}
+
+fn user(tenant_id: &str, user_id: &str) -> String {
+    format!("{}#USER#{user_id}", tenant(tenant_id))
+}
+
+/// GSI1 partition of a user's codes (the promoter item and extra codes).
+pub fn user_codes(tenant_id: &str, user_id: &str) -> String {
+    user(tenant_id, user_id)
+}
+
+/// GSI1 sort key of the promoter item among the user's codes.
+pub const PROMOTER_GSI1SK: &str = "PROMOTER";
+
+/// GSI1 sort key of an extra code among the user's codes.
+pub fn extra_code_gsi1sk(code: &str) -> String {
+    format!("CODE#{code}")
+}
+
+pub fn referral(tenant_id: &str, id: &str) -> Key {
+    Key {
+        pk: format!("{}#REFERRAL#{id}", tenant(tenant_id)),
+        sk: "REFERRAL".to_owned(),
+    }
+}
+
+/// GSI1 partition of the relations a user referred, sorted by relation id (time).
+pub fn referrals_by_referrer(tenant_id: &str, user_id: &str) -> String {
+    format!("{}#REFERRALS", user(tenant_id, user_id))
+}
+
+/// A reward lives in its recipient's partition.
+pub fn reward(tenant_id: &str, recipient: &str, id: &str) -> Key {
+    Key {
+        pk: user(tenant_id, recipient),
+        sk: format!("REWARD#{id}"),
+    }
+}
+
+/// Sort-key prefix of a user's rewards.
+pub const REWARD_PREFIX: &str = "REWARD#";
+
+/// GSI1 partition of a user's ledger, sorted by `{created}#{reward id}`.
+pub fn ledger(tenant_id: &str, user_id: &str) -> String {
+    format!("{}#LEDGER", user(tenant_id, user_id))
+}
+
+/// GSI1 sort key of a ledger entry: its creation time first, so a time range is a key range.
+pub fn ledger_gsi1sk(created: &str, reward_id: &str) -> String {
+    format!("{created}#{reward_id}")
+}
+
+/// The partition of a user's rewards (for queries).
+pub fn user_partition(tenant_id: &str, user_id: &str) -> String {
+    user(tenant_id, user_id)
+}
+
+pub fn payout(tenant_id: &str, id: &str) -> Key {
+    Key {
+        pk: format!("{}#PAYOUT#{id}", tenant(tenant_id)),
+        sk: "PAYOUT".to_owned(),
+    }
+}
+
+/// GSI1 partition of a user's payouts, sorted by payout id (time).
+pub fn payouts_by_user(tenant_id: &str, user_id: &str) -> String {
+    format!("{}#PAYOUTS", user(tenant_id, user_id))
 }
 
 /// Names compare case-insensitively and without surrounding or repeated white space.

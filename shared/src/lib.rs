@@ -4,13 +4,17 @@
 
 pub mod auth;
 pub mod clock;
+pub mod code;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod id;
 pub mod keys;
+pub mod ledger;
 pub mod page;
 pub mod program;
+pub mod promoter;
+pub mod referral;
 pub mod store;
 pub mod telemetry;
 

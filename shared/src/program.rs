@@ -396,7 +396,75 @@ impl Program {
     }
 }
 
+/// A code's own sign-up amounts (seed 002), which replace the program's for that code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodeTerms {
+    pub referrer_amount: Option<i64>,
+    pub referee_amount: Option<i64>,
+}
+
+impl Recipient {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recipient::Referrer => "referrer",
+            Recipient::Referee => "referee",
+        }
+    }
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Signup => "signup",
+            Trigger::Verified => "verified",
+            Trigger::PaidThreshold => "paid_threshold",
+            Trigger::EachInvoice => "each_invoice",
+        }
+    }
+}
+
+impl Program {
+    /// The fixed amount `rule` pays: its `amount`, where a sign-up rule takes the code's own
+    /// amount for that side and then the country's override (seed 002). `None` for percent rules.
+    pub fn fixed_amount(
+        &self,
+        rule: &RewardRule,
+        code: CodeTerms,
+        country: Option<&str>,
+    ) -> Option<i64> {
+        let base = rule.amount?;
+        if rule.trigger != Trigger::Signup {
+            return Some(base);
+        }
+        let override_for =
+            |terms_referrer: Option<i64>, terms_referee: Option<i64>| match rule.recipient {
+                Recipient::Referrer => terms_referrer,
+                Recipient::Referee => terms_referee,
+            };
+        let with_code = override_for(code.referrer_amount, code.referee_amount).unwrap_or(base);
+        let by_country = country
+            .and_then(|country| self.country_overrides.get(country))
+            .and_then(|o| override_for(o.referrer_amount, o.referee_amount));
+        Some(by_country.unwrap_or(with_code))
+    }
+
+    /// Open to new referrals at `now`: active and not expired.
+    pub fn is_open(&self, now: OffsetDateTime) -> bool {
+        self.status == ProgramStatus::Active && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
 impl RewardRule {
+    /// A stable name of this rule within its program (`referrer.paid_threshold.5000`): it keys
+    /// what has fired for a relation and the ids of the rewards it produced.
+    pub fn key(&self) -> String {
+        let mut key = format!("{}.{}", self.recipient.as_str(), self.trigger.as_str());
+        if let Some(threshold) = self.threshold_amount {
+            key.push_str(&format!(".{threshold}"));
+        }
+        key
+    }
+
     fn validate(&self, at: &str, currency: &str) -> Result<()> {
         match (self.amount, self.percent) {
             (Some(_), Some(_)) | (None, None) => {
@@ -868,6 +936,45 @@ mod tests {
             program.patched(&invalid, later).unwrap_err().code(),
             "invalid_request"
         );
+    }
+
+    #[test]
+    fn fixed_amounts_take_code_then_country_overrides_on_signup_only() {
+        let program = create(valid()).unwrap();
+        let referee_signup = &program.rewards[0];
+        let threshold = &program.rewards[1];
+        let percent = &program.rewards[2];
+        let none = CodeTerms::default();
+        let code = CodeTerms {
+            referrer_amount: Some(700),
+            referee_amount: Some(2500),
+        };
+        assert_eq!(program.fixed_amount(referee_signup, none, None), Some(1000));
+        assert_eq!(program.fixed_amount(referee_signup, code, None), Some(2500));
+        assert_eq!(
+            program.fixed_amount(referee_signup, code, Some("BR")),
+            Some(100)
+        );
+        assert_eq!(
+            program.fixed_amount(referee_signup, none, Some("DE")),
+            Some(1000)
+        );
+        assert_eq!(
+            program.fixed_amount(threshold, code, Some("BR")),
+            Some(2500)
+        );
+        assert_eq!(program.fixed_amount(percent, code, None), None);
+        assert_eq!(threshold.key(), "referrer.paid_threshold.5000");
+        assert_eq!(referee_signup.key(), "referee.signup");
+    }
+
+    #[test]
+    fn programs_are_open_while_active_and_unexpired() {
+        let mut program = create(valid()).unwrap();
+        assert!(program.is_open(NOW));
+        assert!(!program.is_open(datetime!(2027-07-01 00:00 UTC)));
+        program.status = ProgramStatus::Paused;
+        assert!(!program.is_open(NOW));
     }
 
     #[test]

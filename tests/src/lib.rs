@@ -14,7 +14,10 @@ use referral::keys;
 
 /// Every endpoint group, merged: what `make dev` serves on port 3000.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(programs::routes())
+    Router::new()
+        .merge(programs::routes())
+        .merge(promoters::routes())
+        .merge(codes::routes())
 }
 
 /// The finished application over `state`.

@@ -8,6 +8,9 @@ use referral::auth::Role;
 use referral::config::{Config, DEV_JWT_SECRET};
 use referral::http::AppState;
 
+/// Where `/r/{code}` sends visitors unless `LANDING_URL` says otherwise.
+const DEV_LANDING_URL: &str = "https://example.com/signup";
+
 /// The tenant and users the printed dev tokens are for.
 const DEV_TENANT: &str = "acme";
 const DEV_USERS: [(Role, &str); 3] = [
@@ -37,6 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "JWT_SECRET" => Some(secret.clone()),
         "QUEUE_URL" => Some(queue_url.clone()),
         "PUBLIC_BASE_URL" => env(name).or_else(|| Some(format!("http://127.0.0.1:{port}"))),
+        "LANDING_URL" => env(name).or_else(|| Some(DEV_LANDING_URL.to_owned())),
         other => env(other),
     })?;
     let app = local_stack::app(AppState::with_dynamodb(config, dynamodb));

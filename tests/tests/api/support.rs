@@ -21,6 +21,7 @@ use tower::ServiceExt;
 
 pub const SECRET: &str = "integration-test-secret-0123456789";
 pub const TABLE: &str = "referral-tests";
+pub const LANDING: &str = "https://shop.example.com/welcome";
 
 static TABLE_READY: OnceCell<()> = OnceCell::const_new();
 
@@ -82,6 +83,7 @@ pub fn config() -> Config {
         "TABLE_NAME" => Some(TABLE.to_owned()),
         "JWT_SECRET" => Some(SECRET.to_owned()),
         "PUBLIC_BASE_URL" => Some("https://refer.example.com".to_owned()),
+        "LANDING_URL" => Some(LANDING.to_owned()),
         _ => None,
     })
     .expect("test configuration is complete")

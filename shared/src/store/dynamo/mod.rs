@@ -8,19 +8,14 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use time::OffsetDateTime;
 
-use super::{ProgramStore, Replaced};
 use crate::error::{Error, Result};
 use crate::keys::{self, Key};
-use crate::page::{Page, PageRequest};
-use crate::program::{Program, ProgramStatus};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -111,6 +106,58 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// Every item of a GSI1 partition whose sort key satisfies `sort` (`None`: all), following
+    /// pages until the end; newest first when `descending`.
+    async fn query_gsi1(
+        &self,
+        partition: &str,
+        sort: Option<(&str, &str)>,
+        descending: bool,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .index_name(keys::GSI1)
+                .expression_attribute_names("#pk", keys::GSI1PK)
+                .expression_attribute_values(":pk", string(partition))
+                .scan_index_forward(!descending)
+                .set_exclusive_start_key(start);
+            query = match sort {
+                Some((operator, value)) => query
+                    .key_condition_expression(format!("#pk = :pk AND #sk {operator} :sk"))
+                    .expression_attribute_names("#sk", keys::GSI1SK)
+                    .expression_attribute_values(":sk", string(value)),
+                None => query.key_condition_expression("#pk = :pk"),
+            };
+            let output = query
+                .send()
+                .await
+                .map_err(|error| sdk_error("Query", error))?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// A strongly consistent read of one item.
+    async fn get(&self, key: &Key) -> Result<Option<Item>> {
+        self.client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key_item(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|output| output.item)
+            .map_err(|error| sdk_error("GetItem", error))
+    }
+
     async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<Outcome> {
         match self
             .client
@@ -190,11 +237,20 @@ fn key_item(key: &Key) -> Item {
     ])
 }
 
-/// An entity as an item: its attributes plus its key and `entity_type`.
-fn entity_item<T: Serialize>(entity: &T, key: &Key, entity_type: &str) -> Result<Item> {
+/// An entity as an item: its attributes plus its key, `entity_type`, and its GSI1 key if any.
+fn entity_item<T: Serialize>(
+    entity: &T,
+    key: &Key,
+    entity_type: &str,
+    gsi1: Option<(String, String)>,
+) -> Result<Item> {
     let mut item: Item = serde_dynamo::to_item(entity).map_err(Error::internal)?;
     item.extend(key_item(key));
     item.insert(keys::ENTITY_TYPE.to_owned(), string(entity_type));
+    if let Some((pk, sk)) = gsi1 {
+        item.insert(keys::GSI1PK.to_owned(), string(pk));
+        item.insert(keys::GSI1SK.to_owned(), string(sk));
+    }
     Ok(item)
 }
 
@@ -225,167 +281,11 @@ fn decode_cursor(cursor: &str, expected_prefix: &str) -> Result<String> {
         .ok_or_else(|| Error::invalid("cursor", "is not a cursor this list returned"))
 }
 
-const PROGRAM_ENTITY: &str = "program";
-const PROGRAM_NAME_ENTITY: &str = "program_name";
+mod codes;
+mod programs;
+mod promoters;
 
-fn program_item(program: &Program) -> Result<Item> {
-    entity_item(
-        program,
-        &keys::program(&program.tenant, &program.id),
-        PROGRAM_ENTITY,
-    )
-}
-
-fn name_taken(name: &str) -> Error {
-    Error::Conflict(format!("a program named '{name}' already exists"))
-}
-
-impl ProgramStore for DynamoStore {
-    async fn insert_program(&self, program: &Program) -> Result<()> {
-        let guard = guard_item(
-            &keys::program_name(&program.tenant, &program.name),
-            PROGRAM_NAME_ENTITY,
-            &program.id,
-        );
-        let actions = vec![self.put_new(program_item(program)?)?, self.put_new(guard)?];
-        match self.transact(actions).await? {
-            Outcome::Written => Ok(()),
-            Outcome::ConditionsFailed(failed) if failed.get(1) == Some(&true) => {
-                Err(name_taken(&program.name))
-            }
-            Outcome::ConditionsFailed(_) => Err(Error::Conflict(
-                "a program with this id already exists; retry".into(),
-            )),
-        }
-    }
-
-    async fn get_program(&self, tenant: &str, id: &str) -> Result<Option<Program>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(key_item(&keys::program(tenant, id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| sdk_error("GetItem", error))?;
-        output.item.map(from_item).transpose()
-    }
-
-    async fn list_programs(&self, tenant: &str, page: &PageRequest) -> Result<Page<Program>> {
-        let partition = keys::tenant(tenant);
-        let start = match &page.cursor {
-            Some(cursor) => Some(HashMap::from([
-                (keys::PK.to_owned(), string(&partition)),
-                (
-                    keys::SK.to_owned(),
-                    string(decode_cursor(cursor, keys::program_prefix())?),
-                ),
-            ])),
-            None => None,
-        };
-        // One more than asked: if it comes back, there is a next page.
-        let output = self
-            .client
-            .query()
-            .table_name(self.table.as_ref())
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", string(&partition))
-            .expression_attribute_values(":prefix", string(keys::program_prefix()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|error| sdk_error("Query", error))?;
-        let mut items = output.items.unwrap_or_default();
-        let has_more = items.len() > page.limit;
-        items.truncate(page.limit);
-        let next_cursor = if has_more {
-            items
-                .last()
-                .and_then(|item| item.get(keys::SK))
-                .and_then(|sk| sk.as_s().ok())
-                .map(|sk| encode_cursor(sk))
-        } else {
-            None
-        };
-        let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
-        Ok(Page { items, next_cursor })
-    }
-
-    async fn replace_program(&self, current: &Program, next: &Program) -> Result<Replaced> {
-        let old_guard = keys::program_name(&current.tenant, &current.name);
-        let new_guard = keys::program_name(&next.tenant, &next.name);
-        let put = self.put_versioned(program_item(next)?, current.version)?;
-        if old_guard == new_guard {
-            let written = self.put(put).await?;
-            return Ok(if written {
-                Replaced::Done
-            } else {
-                Replaced::Stale
-            });
-        }
-        let actions = vec![
-            TransactWriteItem::builder().put(put).build(),
-            self.delete_guard(&old_guard, &current.id)?,
-            self.put_new(guard_item(&new_guard, PROGRAM_NAME_ENTITY, &next.id))?,
-        ];
-        match self.transact(actions).await? {
-            Outcome::Written => Ok(Replaced::Done),
-            Outcome::ConditionsFailed(failed) if failed.first() == Some(&true) => {
-                Ok(Replaced::Stale)
-            }
-            Outcome::ConditionsFailed(failed) if failed.get(2) == Some(&true) => {
-                Err(name_taken(&next.name))
-            }
-            Outcome::ConditionsFailed(_) => Err(Error::internal(format!(
-                "program {} name guard does not belong to it",
-                current.id
-            ))),
-        }
-    }
-
-    async fn archive_program(
-        &self,
-        tenant: &str,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<Program>> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(key_item(&keys::program(tenant, id))))
-            .condition_expression("attribute_exists(#pk) AND #status <> :archived")
-            .update_expression("SET #status = :archived, #updated = :now ADD #version :one")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#updated", "updated")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":archived", string(ProgramStatus::Archived.as_str()))
-            .expression_attribute_values(":now", string(crate::clock::format(now)))
-            .expression_attribute_values(":one", number(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => output.attributes.map(from_item).transpose(),
-            Err(error) => match error.into_service_error() {
-                // Absent (404) or archived already (answered as it is).
-                UpdateItemError::ConditionalCheckFailedException(_) => {
-                    self.get_program(tenant, id).await
-                }
-                other => Err(Error::internal(format!(
-                    "UpdateItem: {}",
-                    DisplayErrorContext(&other)
-                ))),
-            },
-        }
-    }
-}
+pub use promoters::{referral_item, reward_item};
 
 #[cfg(test)]
 mod tests {

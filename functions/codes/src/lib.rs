@@ -1,0 +1,102 @@
+//! Codes endpoint group (seed 002): a promoter's codes, admin-made codes, and the public code
+//! look-up and click redirect (no token).
+//!
+//! | route                                  | DynamoDB                                              |
+//! |----------------------------------------|-------------------------------------------------------|
+//! | `GET /v1/promoters/me/codes`           | 1 `Query` (codes) + 1 `Query` (relations)             |
+//! | `POST /v1/promoters/{user_id}/codes`   | 1 `GetItem` (program) + 1 `Query` (promoter) + 1 `PutItem` |
+//! | `PATCH /v1/codes/{code}`               | 1 `UpdateItem`                                        |
+//! | `GET /v1/codes/{code}` (public)        | 1 `GetItem` + 1 `Query` or `GetItem` (programs)       |
+//! | `GET /r/{code}` (public)               | 1 `UpdateItem`                                        |
+
+use axum::extract::{Path, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use axum::{Json, Router};
+use referral::Result;
+use referral::code::{CodeChange, CodeView, NewCode, PublicCode};
+use referral::http::{Admin, AppState, JsonBody, PromoterUser, QueryParams};
+use referral::page::Page;
+use referral::promoter;
+use serde::Deserialize;
+
+/// The header CloudFront sets to the viewer's country.
+const VIEWER_COUNTRY: &str = "cloudfront-viewer-country";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/promoters/me/codes", get(my_codes))
+        .route("/v1/promoters/{user_id}/codes", axum::routing::post(create))
+        .route("/v1/codes/{code}", patch(set_active).get(look_up))
+        .route("/r/{code}", get(redirect))
+}
+
+async fn my_codes(
+    State(state): State<AppState>,
+    user: PromoterUser,
+) -> Result<Json<Page<CodeView>>> {
+    let items = promoter::codes_of(&state.store, &user.tenant, &user.user_id).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(user_id): Path<String>,
+    JsonBody(input): JsonBody<NewCode>,
+) -> Result<(StatusCode, Json<CodeView>)> {
+    let code = promoter::create_code(&state.store, &admin.tenant, &user_id, &input).await?;
+    Ok((StatusCode::CREATED, Json(code)))
+}
+
+async fn set_active(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(code): Path<String>,
+    JsonBody(change): JsonBody<CodeChange>,
+) -> Result<Json<CodeView>> {
+    Ok(Json(
+        promoter::set_code_active(&state.store, &admin.tenant, &code, change.is_active).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct LookUp {
+    country: Option<String>,
+}
+
+async fn look_up(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    QueryParams(query): QueryParams<LookUp>,
+    headers: HeaderMap,
+) -> Result<Json<PublicCode>> {
+    let country = query.country.or_else(|| {
+        headers
+            .get(VIEWER_COUNTRY)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    });
+    Ok(Json(
+        promoter::public_code(&state.store, &code, country.as_deref()).await?,
+    ))
+}
+
+/// Counts the click of an active code and sends the visitor to the landing URL with
+/// `?ref={code}`; any other code still redirects, to the plain landing URL, counting nothing.
+async fn redirect(State(state): State<AppState>, Path(code): Path<String>) -> Result<Response> {
+    let landing = state.config.landing_url.as_deref().unwrap_or("/");
+    let location = match promoter::count_click(&state.store, &code).await? {
+        Some(code) => {
+            let separator = if landing.contains('?') { '&' } else { '?' };
+            format!("{landing}{separator}ref={code}")
+        }
+        None => landing.to_owned(),
+    };
+    Ok((StatusCode::FOUND, [(LOCATION, location)]).into_response())
+}

@@ -1,0 +1,141 @@
+//! Promoters endpoint group: a promoter's own data on `/v1/promoters/me…` (role `promoter`),
+//! admin look-ups and payout settlement (role `admin`).
+//!
+//! | route                                        | DynamoDB                                         |
+//! |----------------------------------------------|--------------------------------------------------|
+//! | `GET /v1/promoters/me`                       | 1 `Query` (GSI1); first call: + 1 `TransactWriteItems` |
+//! | `PATCH /v1/promoters/me/payout-method`       | 1 `Query` + 1 `UpdateItem`                       |
+//! | `PATCH /v1/promoters/me/min-withdrawal-balance` | 1 `Query` + 1 `UpdateItem`                    |
+//! | `GET /v1/promoters/me/earnings/recent`       | 1 `Query` (ledger index)                         |
+//! | `GET /v1/promoters/me/referrals`             | `Query` pages of the referrer's relations        |
+//! | `GET /v1/promoters/me/payouts`               | 1 `Query`                                        |
+//! | `POST /v1/promoters/me/payouts`              | 1 `Query` + 1 `TransactWriteItems`              |
+//! | `GET /v1/promoters/me/statement`             | 1 `Query` (relations) + 1 `Query` (programs)     |
+//! | `GET /v1/promoters/{user_id}`                | 1 `Query`                                        |
+//! | `POST /v1/payouts/{id}/paid`                 | 1 `GetItem` + 1 `TransactWriteItems`             |
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use referral::Result;
+use referral::http::{
+    Admin, AppState, JsonBody, Pagination, PromoterUser, PublicBaseUrl, QueryParams,
+};
+use referral::ledger::Payout;
+use referral::page::Page;
+use referral::promoter::{
+    self, DayEarnings, MinWithdrawal, PayoutMethod, PromoterView, ReferralList, ReferralListQuery,
+    Statement,
+};
+use referral::store::PromoterChange;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/promoters/me", get(me))
+        .route("/v1/promoters/me/payout-method", patch(set_payout_method))
+        .route(
+            "/v1/promoters/me/min-withdrawal-balance",
+            patch(set_min_withdrawal),
+        )
+        .route("/v1/promoters/me/earnings/recent", get(recent_earnings))
+        .route("/v1/promoters/me/referrals", get(referrals))
+        .route("/v1/promoters/me/payouts", get(payouts).post(withdraw))
+        .route("/v1/promoters/me/statement", get(statement))
+        .route("/v1/promoters/{user_id}", get(promoter_of))
+        .route("/v1/payouts/{id}/paid", post(mark_paid))
+}
+
+async fn me(
+    State(state): State<AppState>,
+    user: PromoterUser,
+    PublicBaseUrl(base): PublicBaseUrl,
+) -> Result<Json<PromoterView>> {
+    let promoter = promoter::get_or_create(&state.store, &user.tenant, &user.user_id).await?;
+    Ok(Json(promoter.view(&base)))
+}
+
+async fn set_payout_method(
+    State(state): State<AppState>,
+    user: PromoterUser,
+    PublicBaseUrl(base): PublicBaseUrl,
+    JsonBody(method): JsonBody<PayoutMethod>,
+) -> Result<Json<PromoterView>> {
+    let change = PromoterChange::PayoutMethod(method.validated()?);
+    let promoter = promoter::change(&state.store, &user.tenant, &user.user_id, change).await?;
+    Ok(Json(promoter.view(&base)))
+}
+
+async fn set_min_withdrawal(
+    State(state): State<AppState>,
+    user: PromoterUser,
+    PublicBaseUrl(base): PublicBaseUrl,
+    JsonBody(minimum): JsonBody<MinWithdrawal>,
+) -> Result<Json<PromoterView>> {
+    let change = PromoterChange::MinWithdrawalBalance(minimum.validated()?);
+    let promoter = promoter::change(&state.store, &user.tenant, &user.user_id, change).await?;
+    Ok(Json(promoter.view(&base)))
+}
+
+async fn recent_earnings(
+    State(state): State<AppState>,
+    user: PromoterUser,
+) -> Result<Json<Vec<DayEarnings>>> {
+    Ok(Json(
+        promoter::recent(&state.store, &user.tenant, &user.user_id).await?,
+    ))
+}
+
+async fn referrals(
+    State(state): State<AppState>,
+    user: PromoterUser,
+    QueryParams(query): QueryParams<ReferralListQuery>,
+) -> Result<Json<ReferralList>> {
+    Ok(Json(
+        promoter::referrals(&state.store, &user.tenant, &user.user_id, &query).await?,
+    ))
+}
+
+async fn payouts(
+    State(state): State<AppState>,
+    user: PromoterUser,
+    Pagination(page): Pagination,
+) -> Result<Json<Page<Payout>>> {
+    Ok(Json(
+        promoter::payouts(&state.store, &user.tenant, &user.user_id, &page).await?,
+    ))
+}
+
+async fn withdraw(
+    State(state): State<AppState>,
+    user: PromoterUser,
+) -> Result<(StatusCode, Json<Payout>)> {
+    let payout = promoter::request_payout(&state.store, &user.tenant, &user.user_id).await?;
+    Ok((StatusCode::CREATED, Json(payout)))
+}
+
+async fn statement(State(state): State<AppState>, user: PromoterUser) -> Result<Json<Statement>> {
+    Ok(Json(
+        promoter::statement_of(&state.store, &user.tenant, &user.user_id).await?,
+    ))
+}
+
+async fn promoter_of(
+    State(state): State<AppState>,
+    admin: Admin,
+    PublicBaseUrl(base): PublicBaseUrl,
+    Path(user_id): Path<String>,
+) -> Result<Json<PromoterView>> {
+    let promoter = promoter::get(&state.store, &admin.tenant, &user_id).await?;
+    Ok(Json(promoter.view(&base)))
+}
+
+async fn mark_paid(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Payout>> {
+    Ok(Json(
+        promoter::mark_paid(&state.store, &admin.tenant, &id).await?,
+    ))
+}

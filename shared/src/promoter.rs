@@ -1,0 +1,1125 @@
+//! Promoters (seed 001): a user with a referral code and link, balances, a payout method and a
+//! minimum withdrawal balance; their recent earnings, referrals, payouts and statement.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+use crate::clock::{self, rfc3339};
+use crate::code::{self, CodeStats, CodeView, PublicCode, ReferralCode, ReferredUser};
+use crate::error::{Error, Result};
+use crate::ledger::{Payout, PayoutStatus, Reward};
+use crate::page::{Page, PageRequest};
+use crate::program::{self, CodeTerms, Program, ProgramStatus, Recipient, RewardKind};
+use crate::referral::{InvitationMethod, Referral, ReferralStatus};
+use crate::store::{CodeItem, CodeStore, Inserted, ProgramStore, PromoterChange, PromoterStore};
+
+/// Default minimum withdrawal balance: 20.00.
+pub const DEFAULT_MIN_WITHDRAWAL: i64 = 2000;
+/// Upper bound of a minimum withdrawal balance: 100,000.00.
+pub const MAX_MIN_WITHDRAWAL: i64 = 10_000_000;
+/// How many random codes a creation tries before giving up (40-bit codes: collisions are rare).
+const CODE_ATTEMPTS: usize = 5;
+/// Page size of the seed-shaped referral list.
+pub const REFERRALS_PAGE_SIZE: usize = 50;
+
+/// A promoter, stored in the item of its primary code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Promoter {
+    pub user_id: String,
+    pub tenant: String,
+    /// The primary code: the referral link's code and the key of this item.
+    pub referral_code: String,
+    /// Whether the primary code accepts sign-ups.
+    pub is_active: bool,
+    #[serde(flatten)]
+    pub stats: CodeStats,
+    /// Undrawn rewards whose delivery is `payout`, minor units.
+    pub current_balance: i64,
+    /// Every cash reward earned, either delivery, minor units.
+    pub total_earned: i64,
+    /// Paid out, minor units.
+    pub total_paid: i64,
+    /// Every points reward earned.
+    pub points_earned: i64,
+    /// Currency of the balances: that of the first cash reward; `null` before. Absent from the
+    /// item until then, so the first reward can set it with `if_not_exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    pub min_withdrawal_balance: i64,
+    /// A per-promoter commission rate (percent) on invoices, replacing the program's; `null`
+    /// when the program's applies.
+    pub commission_rate: Option<f64>,
+    pub payout_method: Option<PayoutMethod>,
+    #[serde(with = "rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "rfc3339")]
+    pub updated: OffsetDateTime,
+}
+
+impl Promoter {
+    pub fn new(tenant: &str, user_id: &str, referral_code: String, now: OffsetDateTime) -> Self {
+        Promoter {
+            user_id: user_id.to_owned(),
+            tenant: tenant.to_owned(),
+            referral_code,
+            is_active: true,
+            stats: CodeStats::default(),
+            current_balance: 0,
+            total_earned: 0,
+            total_paid: 0,
+            points_earned: 0,
+            currency: None,
+            min_withdrawal_balance: DEFAULT_MIN_WITHDRAWAL,
+            commission_rate: None,
+            payout_method: None,
+            created: now,
+            updated: now,
+        }
+    }
+
+    /// The promoter as answered, with its referral link under `base_url`.
+    pub fn view(&self, base_url: &str) -> PromoterView {
+        PromoterView {
+            user_id: self.user_id.clone(),
+            referral_code: self.referral_code.clone(),
+            referral_link: format!(
+                "{}/r/{}",
+                base_url.trim_end_matches('/'),
+                self.referral_code
+            ),
+            current_balance: self.current_balance,
+            total_earned: self.total_earned,
+            total_paid: self.total_paid,
+            points_earned: self.points_earned,
+            currency: self.currency.clone(),
+            link_clicks: self.stats.link_clicks,
+            total_referrals: self.stats.total_referrals,
+            min_withdrawal_balance: self.min_withdrawal_balance,
+            commission_rate: self.commission_rate,
+            payout_method: self.payout_method.clone(),
+            created: self.created,
+            updated: self.updated,
+        }
+    }
+
+    fn code_view(&self) -> CodeView {
+        CodeView {
+            code: self.referral_code.clone(),
+            program_id: None,
+            is_primary: true,
+            is_active: self.is_active,
+            referrer_amount: None,
+            referee_amount: None,
+            max_referrals: None,
+            stats: self.stats.clone(),
+            created: self.created,
+            referred_users: None,
+        }
+    }
+}
+
+/// `GET /v1/promoters/me` and `GET /v1/promoters/{user_id}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PromoterView {
+    pub user_id: String,
+    pub referral_code: String,
+    pub referral_link: String,
+    pub current_balance: i64,
+    pub total_earned: i64,
+    pub total_paid: i64,
+    pub points_earned: i64,
+    pub currency: Option<String>,
+    pub link_clicks: u64,
+    pub total_referrals: u64,
+    pub min_withdrawal_balance: i64,
+    pub commission_rate: Option<f64>,
+    pub payout_method: Option<PayoutMethod>,
+    #[serde(with = "rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "rfc3339")]
+    pub updated: OffsetDateTime,
+}
+
+// ---- Payout method and minimum withdrawal ----
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutKind {
+    Wise,
+    Paypal,
+    Crypto,
+    BankTransfer,
+}
+
+/// Where a promoter's payouts go: `PATCH /v1/promoters/me/payout-method`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutMethod {
+    pub method: PayoutKind,
+    pub payment_address: String,
+}
+
+impl PayoutMethod {
+    /// The method with its address checked for the kind and put in canonical form: an email for
+    /// Wise and PayPal, a plausible wallet address for crypto, an IBAN with a valid checksum for
+    /// bank transfers (stored without spaces, upper case).
+    pub fn validated(self) -> Result<PayoutMethod> {
+        let address = self.payment_address.trim();
+        let invalid = |what: &str| Err(Error::invalid("payment_address", what.to_owned()));
+        let canonical = match self.method {
+            PayoutKind::Wise | PayoutKind::Paypal => {
+                if address.len() > 254 || !email_address::EmailAddress::is_valid(address) {
+                    return invalid("must be an email address for wise and paypal");
+                }
+                address.to_owned()
+            }
+            PayoutKind::Crypto => {
+                if !is_plausible_wallet(address) {
+                    return invalid(
+                        "must be a wallet address (0x + 40 hex digits, a bech32 bc1… address, or 26-44 base58 characters)",
+                    );
+                }
+                address.to_owned()
+            }
+            PayoutKind::BankTransfer => {
+                let compact: String = address
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect::<String>()
+                    .to_ascii_uppercase();
+                match compact.parse::<iban::Iban>() {
+                    Ok(iban) => iban::IbanLike::electronic_str(&iban).to_owned(),
+                    Err(_) => return invalid("must be an IBAN with a valid checksum"),
+                }
+            }
+        };
+        Ok(PayoutMethod {
+            method: self.method,
+            payment_address: canonical,
+        })
+    }
+}
+
+fn is_plausible_wallet(address: &str) -> bool {
+    const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let len = address.len();
+    let ethereum = len == 42
+        && address.starts_with("0x")
+        && address[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    let bech32 = (address.starts_with("bc1") || address.starts_with("tb1"))
+        && (14..=74).contains(&len)
+        && address[3..].bytes().all(|b| BECH32.contains(&b));
+    let base58 = (26..=44).contains(&len) && address.bytes().all(|b| BASE58.contains(&b));
+    ethereum || bech32 || base58
+}
+
+/// Body of `PATCH /v1/promoters/me/min-withdrawal-balance`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinWithdrawal {
+    pub min_withdrawal_balance: i64,
+}
+
+impl MinWithdrawal {
+    pub fn validated(self) -> Result<i64> {
+        if !(0..=MAX_MIN_WITHDRAWAL).contains(&self.min_withdrawal_balance) {
+            return Err(Error::invalid(
+                "min_withdrawal_balance",
+                format!("must be between 0 and {MAX_MIN_WITHDRAWAL} (minor units)"),
+            ));
+        }
+        Ok(self.min_withdrawal_balance)
+    }
+}
+
+// ---- Recent earnings ----
+
+/// One day of `GET /v1/promoters/me/earnings/recent`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DayEarnings {
+    /// `Mon` … `Sun`.
+    pub day: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    /// Cash earned that day, minor units.
+    pub value: i64,
+}
+
+/// The first instant of the seven UTC days ending with `today`.
+pub fn recent_window_start(today: Date) -> OffsetDateTime {
+    (today - time::Duration::days(6)).midnight().assume_utc()
+}
+
+/// Seven entries, oldest first, ending with `today` (UTC): the cash rewards created each day,
+/// zero where there were none.
+pub fn recent_earnings(today: Date, rewards: &[Reward]) -> Vec<DayEarnings> {
+    let first = today - time::Duration::days(6);
+    let mut values = [0i64; 7];
+    for reward in rewards.iter().filter(|r| r.is_cash_earning()) {
+        let offset = (reward.created.date() - first).whole_days();
+        if let Ok(index) = usize::try_from(offset)
+            && index < 7
+        {
+            values[index] += reward.amount;
+        }
+    }
+    (0..7)
+        .map(|i| {
+            let date = first + time::Duration::days(i as i64);
+            DayEarnings {
+                day: date.weekday().to_string()[..3].to_owned(),
+                date: date.to_string(),
+                value: values[i],
+            }
+        })
+        .collect()
+}
+
+// ---- Referral list (seed shape) ----
+
+/// `GET /v1/promoters/me/referrals`: `{count, pages, results}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReferralList {
+    pub count: usize,
+    pub pages: usize,
+    pub page: usize,
+    pub results: Vec<ReferralLine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReferralLine {
+    pub referral_id: String,
+    pub user_id: String,
+    pub email: Option<String>,
+    pub program_id: String,
+    pub status: ReferralStatus,
+    pub invitation_method: InvitationMethod,
+    pub commission_rate: Option<f64>,
+    /// Cash the promoter earned through this referral, minor units.
+    pub commission_amount: i64,
+    pub commission_status: Option<crate::ledger::RewardStatus>,
+    #[serde(with = "rfc3339")]
+    pub created: OffsetDateTime,
+}
+
+/// Query of the referral list: `?page=` (1-based) and `?page_size=` (default 50, at most 200).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ReferralListQuery {
+    pub page: Option<String>,
+    pub page_size: Option<String>,
+}
+
+impl ReferralListQuery {
+    fn parse(&self) -> Result<(usize, usize)> {
+        let number = |field: &str, text: &Option<String>, default: usize, max: usize| match text
+            .as_deref()
+        {
+            None | Some("") => Ok(default),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    Error::invalid(field, format!("must be an integer from 1 to {max}"))
+                }),
+        };
+        Ok((
+            number("page", &self.page, 1, usize::MAX)?,
+            number(
+                "page_size",
+                &self.page_size,
+                REFERRALS_PAGE_SIZE,
+                crate::page::MAX_LIMIT,
+            )?,
+        ))
+    }
+}
+
+/// Page `page` of `referrals` (newest first), `size` per page.
+pub fn referral_page(referrals: &[Referral], page: usize, size: usize) -> ReferralList {
+    let count = referrals.len();
+    ReferralList {
+        count,
+        pages: count.div_ceil(size),
+        page,
+        results: referrals
+            .iter()
+            .skip((page - 1).saturating_mul(size))
+            .take(size)
+            .map(|r| ReferralLine {
+                referral_id: r.id.clone(),
+                user_id: r.referred_user_id.clone(),
+                email: r.referred_email.clone(),
+                program_id: r.program_id.clone(),
+                status: r.status,
+                invitation_method: r.invitation_method,
+                commission_rate: r.commission_rate,
+                commission_amount: r.referrer_earned,
+                commission_status: r.commission_status,
+                created: r.created,
+            })
+            .collect(),
+    }
+}
+
+// ---- Statement (seed 000) ----
+
+/// `GET /v1/promoters/me/statement`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Statement {
+    /// What the promoter has earned as referrer, over every program (minor units).
+    pub acquired_credit: i64,
+    /// Fixed referrer rewards of open relations that have not fired yet (minor units).
+    pub potential_credit: i64,
+    pub programs: Vec<ProgramStatement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProgramStatement {
+    pub program_id: String,
+    pub program_name: String,
+    pub currency: String,
+    pub referrals: usize,
+    pub acquired_credit: i64,
+    pub potential_credit: i64,
+}
+
+/// Sums, per program the promoter has referrals in: what was acquired, and what fixed cash
+/// rewards for the referrer have yet to fire (percent commissions have no fixed potential).
+/// Relations of archived programs earn nothing more.
+pub fn statement(programs: &[Program], referrals: &[Referral]) -> Statement {
+    let mut lines: BTreeMap<&str, ProgramStatement> = BTreeMap::new();
+    for referral in referrals {
+        let Some(program) = programs.iter().find(|p| p.id == referral.program_id) else {
+            continue;
+        };
+        let line = lines
+            .entry(program.id.as_str())
+            .or_insert_with(|| ProgramStatement {
+                program_id: program.id.clone(),
+                program_name: program.name.clone(),
+                currency: program.currency.clone(),
+                referrals: 0,
+                acquired_credit: 0,
+                potential_credit: 0,
+            });
+        line.referrals += 1;
+        line.acquired_credit += referral.referrer_earned;
+        if program.status == ProgramStatus::Archived {
+            continue;
+        }
+        let terms = CodeTerms {
+            referrer_amount: referral.code_referrer_amount,
+            referee_amount: referral.code_referee_amount,
+        };
+        line.potential_credit += program
+            .rewards
+            .iter()
+            .filter(|rule| rule.recipient == Recipient::Referrer && rule.kind == RewardKind::Cash)
+            .filter(|rule| !referral.fired_rules.contains(&rule.key()))
+            .filter_map(|rule| program.fixed_amount(rule, terms, referral.country.as_deref()))
+            .sum::<i64>();
+    }
+    let programs: Vec<ProgramStatement> = lines.into_values().collect();
+    Statement {
+        acquired_credit: programs.iter().map(|p| p.acquired_credit).sum(),
+        potential_credit: programs.iter().map(|p| p.potential_credit).sum(),
+        programs,
+    }
+}
+
+// ---- Domain operations over the store ports ----
+
+/// The caller's promoter, created with a fresh unique code on first use. Race-safe: concurrent
+/// first calls create exactly one promoter (the user guard is written in the same transaction).
+/// An existing promoter costs one `Query`.
+pub async fn get_or_create(
+    store: &impl PromoterStore,
+    tenant: &str,
+    user: &str,
+) -> Result<Promoter> {
+    if let Some(promoter) = store.find_promoter(tenant, user).await? {
+        return Ok(promoter);
+    }
+    for _ in 0..CODE_ATTEMPTS {
+        let promoter = Promoter::new(tenant, user, code::generate(), clock::now());
+        match store.insert_promoter(&promoter).await? {
+            Inserted::Done => return Ok(promoter),
+            Inserted::KeyTaken => continue,
+            Inserted::GuardTaken => {
+                return store.read_promoter(tenant, user).await?.ok_or_else(|| {
+                    Error::internal(format!("promoter guard of {user} has no promoter"))
+                });
+            }
+        }
+    }
+    Err(Error::internal(
+        "no free referral code after several attempts",
+    ))
+}
+
+/// A promoter an admin looks up; 404 when the user is not a promoter.
+pub async fn get(store: &impl PromoterStore, tenant: &str, user: &str) -> Result<Promoter> {
+    store
+        .find_promoter(tenant, user)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user {user} is not a promoter")))
+}
+
+/// Sets the payout method or the minimum withdrawal balance.
+pub async fn change(
+    store: &impl PromoterStore,
+    tenant: &str,
+    user: &str,
+    change: PromoterChange,
+) -> Result<Promoter> {
+    let promoter = get_or_create(store, tenant, user).await?;
+    store
+        .update_promoter(&promoter, &change, clock::now())
+        .await
+}
+
+/// The last seven UTC days of cash earnings. One `Query` on the ledger.
+pub async fn recent(
+    store: &impl PromoterStore,
+    tenant: &str,
+    user: &str,
+) -> Result<Vec<DayEarnings>> {
+    let today = OffsetDateTime::now_utc().date();
+    let rewards = store
+        .rewards_since(tenant, user, recent_window_start(today))
+        .await?;
+    Ok(recent_earnings(today, &rewards))
+}
+
+/// The seed-shaped page of the promoter's referrals, newest first.
+pub async fn referrals(
+    store: &impl PromoterStore,
+    tenant: &str,
+    user: &str,
+    query: &ReferralListQuery,
+) -> Result<ReferralList> {
+    let (page, size) = query.parse()?;
+    let all = store.referrals_of(tenant, user).await?;
+    Ok(referral_page(&all, page, size))
+}
+
+pub async fn payouts(
+    store: &impl PromoterStore,
+    tenant: &str,
+    user: &str,
+    page: &PageRequest,
+) -> Result<Page<Payout>> {
+    store.payouts_of(tenant, user, page).await
+}
+
+/// Withdraws the whole current balance, if it reaches the minimum: the balance goes to 0 and a
+/// `requested` payout appears, in one transaction conditioned on the balance read, so two
+/// concurrent requests never pay the same balance twice.
+pub async fn request_payout(
+    store: &impl PromoterStore,
+    tenant: &str,
+    user: &str,
+) -> Result<Payout> {
+    let mut promoter = get_or_create(store, tenant, user).await?;
+    for _ in 0..3 {
+        if promoter.current_balance <= 0
+            || promoter.current_balance < promoter.min_withdrawal_balance
+        {
+            return Err(Error::BelowMinWithdrawalBalance(format!(
+                "the balance {} is below the minimum withdrawal balance {}",
+                promoter.current_balance, promoter.min_withdrawal_balance
+            )));
+        }
+        let Some(method) = promoter.payout_method.clone() else {
+            return Err(Error::PayoutMethodMissing(
+                "set a payout method before withdrawing".into(),
+            ));
+        };
+        let payout = Payout {
+            id: crate::id::new_id(),
+            tenant: tenant.to_owned(),
+            user_id: user.to_owned(),
+            promoter_code: promoter.referral_code.clone(),
+            amount: promoter.current_balance,
+            currency: promoter
+                .currency
+                .clone()
+                .unwrap_or_else(|| "USD".to_owned()),
+            status: PayoutStatus::Requested,
+            payout_method: method,
+            created: clock::now(),
+            paid_at: None,
+        };
+        if store.request_payout(&promoter, &payout).await? {
+            return Ok(payout);
+        }
+        // The balance moved since it was read: read it again, consistently.
+        promoter = store
+            .promoter_by_code(&promoter.referral_code)
+            .await?
+            .ok_or_else(|| Error::internal("promoter vanished during a payout"))?;
+    }
+    Err(Error::Conflict(
+        "the balance is changing; retry the withdrawal".into(),
+    ))
+}
+
+/// Marks a requested payout paid and adds it to the promoter's `total_paid`, once.
+pub async fn mark_paid(store: &impl PromoterStore, tenant: &str, id: &str) -> Result<Payout> {
+    let not_found = || Error::NotFound(format!("no payout {id}"));
+    if !crate::id::is_id(id) {
+        return Err(not_found());
+    }
+    let payout = store.get_payout(tenant, id).await?.ok_or_else(not_found)?;
+    if payout.status == PayoutStatus::Paid {
+        return Err(Error::Conflict(format!("payout {id} is already paid")));
+    }
+    let now = clock::now();
+    if !store.mark_paid(&payout, now).await? {
+        return Err(Error::Conflict(format!("payout {id} is already paid")));
+    }
+    Ok(Payout {
+        status: PayoutStatus::Paid,
+        paid_at: Some(now),
+        ..payout
+    })
+}
+
+/// Acquired and potential credit per program.
+pub async fn statement_of(
+    store: &(impl PromoterStore + ProgramStore),
+    tenant: &str,
+    user: &str,
+) -> Result<Statement> {
+    let referrals = store.referrals_of(tenant, user).await?;
+    let programs = all_programs(store, tenant).await?;
+    Ok(statement(&programs, &referrals))
+}
+
+async fn all_programs(store: &impl ProgramStore, tenant: &str) -> Result<Vec<Program>> {
+    let mut programs = Vec::new();
+    let mut page = PageRequest {
+        limit: crate::page::MAX_LIMIT,
+        cursor: None,
+    };
+    loop {
+        let batch = program::list_programs(store, tenant, &page).await?;
+        programs.extend(batch.items);
+        match batch.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => return Ok(programs),
+        }
+    }
+}
+
+// ---- Codes ----
+
+/// Every code of the caller, with the users referred through each. Two `Query`s.
+pub async fn codes_of(
+    store: &(impl PromoterStore + CodeStore),
+    tenant: &str,
+    user: &str,
+) -> Result<Vec<CodeView>> {
+    let mut items = store.codes_of(tenant, user).await?;
+    if !items
+        .iter()
+        .any(|item| matches!(item, CodeItem::Promoter(_)))
+    {
+        items.insert(
+            0,
+            CodeItem::Promoter(get_or_create(store, tenant, user).await?),
+        );
+    }
+    let referrals = store.referrals_of(tenant, user).await?;
+    let mut by_code: BTreeMap<&str, Vec<ReferredUser>> = BTreeMap::new();
+    for referral in &referrals {
+        if let Some(code) = &referral.code {
+            by_code
+                .entry(code.as_str())
+                .or_default()
+                .push(ReferredUser {
+                    user_id: referral.referred_user_id.clone(),
+                    referral_id: referral.id.clone(),
+                    program_id: referral.program_id.clone(),
+                    status: referral.status,
+                    created: referral.created,
+                });
+        }
+    }
+    Ok(items
+        .iter()
+        .map(|item| {
+            let mut view = item.view();
+            view.referred_users = Some(by_code.remove(view.code.as_str()).unwrap_or_default());
+            view
+        })
+        .collect())
+}
+
+/// An admin gives `user` an extra code for a program. The promoter is created if needed.
+pub async fn create_code(
+    store: &(impl PromoterStore + CodeStore + ProgramStore),
+    tenant: &str,
+    user: &str,
+    input: &code::NewCode,
+) -> Result<CodeView> {
+    let custom = input.validate()?;
+    let program = match program::get_program(store, tenant, &input.program_id).await {
+        Err(Error::NotFound(_)) => {
+            return Err(Error::invalid(
+                "program_id",
+                "no such program in this tenant",
+            ));
+        }
+        other => other?,
+    };
+    if program.status == ProgramStatus::Archived {
+        return Err(Error::ProgramInactive(format!(
+            "program {} is archived",
+            program.id
+        )));
+    }
+    let promoter = get_or_create(store, tenant, user).await?;
+    for _ in 0..CODE_ATTEMPTS {
+        let now = clock::now();
+        let code = ReferralCode {
+            code: custom.clone().unwrap_or_else(code::generate),
+            tenant: tenant.to_owned(),
+            user_id: user.to_owned(),
+            promoter_code: promoter.referral_code.clone(),
+            program_id: program.id.clone(),
+            referrer_amount: input.referrer_amount,
+            referee_amount: input.referee_amount,
+            max_referrals: input.max_referrals.map(|m| m as u32),
+            is_active: true,
+            stats: CodeStats::default(),
+            created: now,
+            updated: now,
+        };
+        if store.insert_code(&code).await? {
+            return Ok(CodeItem::Extra(code).view());
+        }
+        if custom.is_some() {
+            return Err(Error::Conflict(format!("the code {} is taken", code.code)));
+        }
+    }
+    Err(Error::internal(
+        "no free referral code after several attempts",
+    ))
+}
+
+/// An admin activates or deactivates one of the tenant's codes. One `UpdateItem`.
+pub async fn set_code_active(
+    store: &impl CodeStore,
+    tenant: &str,
+    code: &str,
+    active: bool,
+) -> Result<CodeView> {
+    let not_found = || Error::NotFound(format!("no code {code}"));
+    let code = code::normalize(code).ok_or_else(not_found)?;
+    store
+        .set_code_active(tenant, &code, active, clock::now())
+        .await?
+        .map(|item| item.view())
+        .ok_or_else(not_found)
+}
+
+/// The public look-up of a code: valid or not, and what a referred user receives in each
+/// program it can be used in, for `country`. One `GetItem` plus one `Query` (primary code) or
+/// `GetItem` (extra code).
+pub async fn public_code(
+    store: &(impl CodeStore + ProgramStore),
+    code: &str,
+    country: Option<&str>,
+) -> Result<PublicCode> {
+    let not_found = || Error::NotFound(format!("no code {}", code.trim()));
+    let country = country
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            if program::is_country_code(&c) {
+                Ok(c)
+            } else {
+                Err(Error::invalid(
+                    "country",
+                    "must be an ISO 3166-1 alpha-2 code such as BR",
+                ))
+            }
+        })
+        .transpose()?;
+    let canonical = code::normalize(code).ok_or_else(not_found)?;
+    let item = store.get_code(&canonical).await?.ok_or_else(not_found)?;
+    let now = clock::now();
+    let (terms, limit, programs) = match &item {
+        CodeItem::Promoter(promoter) => {
+            let programs = all_programs(store, &promoter.tenant).await?;
+            let open = programs
+                .into_iter()
+                .filter(|p| p.status == ProgramStatus::Active)
+                .collect();
+            (CodeTerms::default(), None, open)
+        }
+        CodeItem::Extra(extra) => {
+            let program = store.get_program(&extra.tenant, &extra.program_id).await?;
+            let terms = CodeTerms {
+                referrer_amount: extra.referrer_amount,
+                referee_amount: extra.referee_amount,
+            };
+            (
+                terms,
+                extra.max_referrals,
+                program.into_iter().collect::<Vec<_>>(),
+            )
+        }
+    };
+    let stats = item.stats();
+    let offers: Vec<_> = programs
+        .iter()
+        .map(|p| {
+            code::offer(
+                p,
+                terms,
+                limit,
+                stats.total_referrals,
+                country.as_deref(),
+                now,
+            )
+        })
+        .collect();
+    Ok(PublicCode {
+        code: canonical,
+        is_active: item.is_active(),
+        is_valid: item.is_active() && offers.iter().any(|offer| offer.is_open),
+        country,
+        programs: offers,
+    })
+}
+
+/// Counts a click on `/r/{code}` when the code exists and is active. One `UpdateItem`; an
+/// unknown or malformed code costs nothing.
+pub async fn count_click(store: &impl CodeStore, code: &str) -> Result<Option<String>> {
+    match code::normalize(code) {
+        Some(code) => Ok(store.count_click(&code).await?.then_some(code)),
+        None => Ok(None),
+    }
+}
+
+impl CodeItem {
+    pub fn view(&self) -> CodeView {
+        match self {
+            CodeItem::Promoter(promoter) => promoter.code_view(),
+            CodeItem::Extra(code) => CodeView {
+                code: code.code.clone(),
+                program_id: Some(code.program_id.clone()),
+                is_primary: false,
+                is_active: code.is_active,
+                referrer_amount: code.referrer_amount,
+                referee_amount: code.referee_amount,
+                max_referrals: code.max_referrals,
+                stats: code.stats.clone(),
+                created: code.created,
+                referred_users: None,
+            },
+        }
+    }
+
+    pub fn stats(&self) -> &CodeStats {
+        match self {
+            CodeItem::Promoter(promoter) => &promoter.stats,
+            CodeItem::Extra(code) => &code.stats,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        match self {
+            CodeItem::Promoter(promoter) => promoter.is_active,
+            CodeItem::Extra(code) => code.is_active,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::RewardStatus;
+    use crate::program::Delivery;
+    use time::macros::{date, datetime};
+
+    fn method(kind: PayoutKind, address: &str) -> Result<PayoutMethod> {
+        PayoutMethod {
+            method: kind,
+            payment_address: address.into(),
+        }
+        .validated()
+    }
+
+    #[test]
+    fn payout_addresses_are_checked_per_method() {
+        assert!(method(PayoutKind::Wise, "example@gmail.com").is_ok());
+        assert!(method(PayoutKind::Paypal, " pay@example.org ").is_ok());
+        for bad in ["", "not-an-email", "a@", "@b.com"] {
+            assert!(method(PayoutKind::Wise, bad).is_err(), "{bad}");
+            assert!(method(PayoutKind::Paypal, bad).is_err(), "{bad}");
+        }
+        for good in [
+            "0x52908400098527886E0F7030069857D2E4169EE7",
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+            "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV",
+        ] {
+            assert!(method(PayoutKind::Crypto, good).is_ok(), "{good}");
+        }
+        for bad in [
+            "0x123",
+            "0xZZ908400098527886E0F7030069857D2E4169EE7",
+            "bc1",
+            "hello",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN0OIl",
+        ] {
+            assert!(method(PayoutKind::Crypto, bad).is_err(), "{bad}");
+        }
+        let iban = method(PayoutKind::BankTransfer, "de44 5001 0517 5407 3249 31").unwrap();
+        assert_eq!(iban.payment_address, "DE44500105175407324931");
+        for bad in [
+            "DE45500105175407324931",
+            "DE44",
+            "pay@example.com",
+            "XX00123",
+        ] {
+            let error = method(PayoutKind::BankTransfer, bad).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "payment_address: must be an IBAN with a valid checksum"
+            );
+        }
+    }
+
+    #[test]
+    fn minimum_withdrawal_is_non_negative_and_bounded() {
+        assert_eq!(
+            MinWithdrawal {
+                min_withdrawal_balance: 0
+            }
+            .validated()
+            .unwrap(),
+            0
+        );
+        assert_eq!(
+            MinWithdrawal {
+                min_withdrawal_balance: 5000
+            }
+            .validated()
+            .unwrap(),
+            5000
+        );
+        assert!(
+            MinWithdrawal {
+                min_withdrawal_balance: -1
+            }
+            .validated()
+            .is_err()
+        );
+        assert!(
+            MinWithdrawal {
+                min_withdrawal_balance: MAX_MIN_WITHDRAWAL + 1
+            }
+            .validated()
+            .is_err()
+        );
+    }
+
+    fn reward(
+        amount: i64,
+        created: OffsetDateTime,
+        kind: RewardKind,
+        status: RewardStatus,
+    ) -> Reward {
+        Reward {
+            id: crate::id::new_id(),
+            tenant: "acme".into(),
+            user_id: "u1".into(),
+            recipient: Recipient::Referrer,
+            program_id: "p".into(),
+            referral_id: None,
+            code: None,
+            kind,
+            amount,
+            currency: "USD".into(),
+            delivery: Delivery::Payout,
+            status,
+            reason: "each_invoice".into(),
+            last_error: None,
+            created,
+            updated: created,
+        }
+    }
+
+    #[test]
+    fn recent_earnings_are_seven_zero_filled_utc_days_oldest_first() {
+        let today = date!(2026 - 11 - 23); // a Monday
+        let rewards = [
+            reward(
+                500,
+                datetime!(2026-11-23 23:59:59 UTC),
+                RewardKind::Cash,
+                RewardStatus::Credited,
+            ),
+            reward(
+                250,
+                datetime!(2026-11-23 00:00 UTC),
+                RewardKind::Cash,
+                RewardStatus::Pending,
+            ),
+            reward(
+                300,
+                datetime!(2026-11-20 12:00 UTC),
+                RewardKind::Cash,
+                RewardStatus::Held,
+            ),
+            reward(
+                100,
+                datetime!(2026-11-17 00:00 UTC),
+                RewardKind::Cash,
+                RewardStatus::Credited,
+            ),
+            reward(
+                999,
+                datetime!(2026-11-16 23:59:59 UTC),
+                RewardKind::Cash,
+                RewardStatus::Credited,
+            ),
+            reward(
+                777,
+                datetime!(2026-11-21 10:00 UTC),
+                RewardKind::Points,
+                RewardStatus::Credited,
+            ),
+            reward(
+                888,
+                datetime!(2026-11-21 10:00 UTC),
+                RewardKind::Cash,
+                RewardStatus::Reversed,
+            ),
+        ];
+        let days = recent_earnings(today, &rewards);
+        let got: Vec<(&str, &str, i64)> = days
+            .iter()
+            .map(|d| (d.day.as_str(), d.date.as_str(), d.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Tue", "2026-11-17", 100),
+                ("Wed", "2026-11-18", 0),
+                ("Thu", "2026-11-19", 0),
+                ("Fri", "2026-11-20", 300),
+                ("Sat", "2026-11-21", 0),
+                ("Sun", "2026-11-22", 0),
+                ("Mon", "2026-11-23", 750),
+            ]
+        );
+        assert_eq!(recent_window_start(today), datetime!(2026-11-17 00:00 UTC));
+    }
+
+    fn referral(i: usize, program: &str, earned: i64, fired: &[&str]) -> Referral {
+        let now = datetime!(2026-11-01 00:00 UTC);
+        Referral {
+            id: format!("r{i:03}"),
+            tenant: "acme".into(),
+            program_id: program.into(),
+            code: Some("CODE2345".into()),
+            code_referrer_amount: None,
+            code_referee_amount: None,
+            referrer_user_id: "u1".into(),
+            referred_user_id: format!("friend-{i}"),
+            referred_email: None,
+            country: None,
+            invitation_method: InvitationMethod::Code,
+            status: ReferralStatus::Signup,
+            paid_total: 0,
+            referrer_earned: earned,
+            commission_rate: None,
+            commission_status: None,
+            fired_rules: fired.iter().map(|s| s.to_string()).collect(),
+            created: now,
+            updated: now,
+        }
+    }
+
+    #[test]
+    fn referral_pages_follow_the_seed_shape() {
+        let all: Vec<Referral> = (0..120).map(|i| referral(i, "p", 0, &[])).collect();
+        let first = referral_page(&all, 1, 50);
+        assert_eq!(
+            (first.count, first.pages, first.results.len()),
+            (120, 3, 50)
+        );
+        assert_eq!(referral_page(&all, 3, 50).results.len(), 20);
+        assert!(referral_page(&all, 4, 50).results.is_empty());
+        assert_eq!(referral_page(&[], 1, 50).pages, 0);
+    }
+
+    #[test]
+    fn statements_sum_acquired_and_unfired_fixed_referrer_rewards() {
+        let input: crate::program::ProgramInput = crate::http::parse_json(
+            serde_json::json!({"name": "P", "currency": "USD", "rewards": [
+                {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
+                {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 300},
+                {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 5000, "kind": "cash", "amount": 2500},
+                {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 10},
+                {"recipient": "referrer", "trigger": "verified", "kind": "points", "amount": 50}
+            ]})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let program =
+            Program::create("p".into(), "acme", &input, datetime!(2026-11-01 00:00 UTC)).unwrap();
+        let referrals = [
+            referral(1, "p", 300, &["referrer.signup"]),
+            referral(
+                2,
+                "p",
+                2800,
+                &["referrer.signup", "referrer.paid_threshold.5000"],
+            ),
+            referral(3, "other-tenant-program", 999, &[]),
+        ];
+        let statement = statement(std::slice::from_ref(&program), &referrals);
+        assert_eq!(statement.programs.len(), 1);
+        let line = &statement.programs[0];
+        assert_eq!(
+            (line.referrals, line.acquired_credit, line.potential_credit),
+            (2, 3100, 2500)
+        );
+        assert_eq!(
+            (statement.acquired_credit, statement.potential_credit),
+            (3100, 2500)
+        );
+    }
+
+    #[test]
+    fn promoter_items_round_trip_and_views_build_links() {
+        let promoter = Promoter::new(
+            "acme",
+            "u1",
+            "ABCD2345".into(),
+            datetime!(2026-11-01 00:00 UTC),
+        );
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(&promoter).unwrap();
+        assert!(
+            item.contains_key("link_clicks"),
+            "stats are flat attributes"
+        );
+        let back: Promoter = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back, promoter);
+        let view = promoter.view("https://refer.example.com/");
+        assert_eq!(view.referral_link, "https://refer.example.com/r/ABCD2345");
+        assert_eq!(view.min_withdrawal_balance, DEFAULT_MIN_WITHDRAWAL);
+    }
+}

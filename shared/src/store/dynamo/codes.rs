@@ -1,0 +1,143 @@
+//! Referral codes in the single table: one item per code, keyed by the code alone, so public
+//! look-ups and clicks need nothing but the code.
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use time::OffsetDateTime;
+
+use super::promoters::PROMOTER_ENTITY;
+use super::{DynamoStore, Item, entity_item, from_item, key_item, number, sdk_error, string};
+use crate::clock;
+use crate::code::ReferralCode;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::store::{CodeItem, CodeStore};
+
+const CODE_ENTITY: &str = "referral_code";
+
+fn code_item(code: &ReferralCode) -> Result<Item> {
+    entity_item(
+        code,
+        &keys::code(&code.code),
+        CODE_ENTITY,
+        Some((
+            keys::user_codes(&code.tenant, &code.user_id),
+            keys::extra_code_gsi1sk(&code.code),
+        )),
+    )
+}
+
+/// Reads a code's item as the promoter it holds or as an extra code.
+fn parse(item: Item) -> Result<CodeItem> {
+    match item
+        .get(keys::ENTITY_TYPE)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+    {
+        Some(PROMOTER_ENTITY) => from_item(item).map(CodeItem::Promoter),
+        Some(CODE_ENTITY) => from_item(item).map(CodeItem::Extra),
+        other => Err(Error::internal(format!(
+            "expected a code item, found {other:?}"
+        ))),
+    }
+}
+
+impl CodeStore for DynamoStore {
+    async fn get_code(&self, code: &str) -> Result<Option<CodeItem>> {
+        self.get(&keys::code(code)).await?.map(parse).transpose()
+    }
+
+    async fn insert_code(&self, code: &ReferralCode) -> Result<bool> {
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(code_item(code)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(sdk_error("PutItem", error)),
+        }
+    }
+
+    async fn set_code_active(
+        &self,
+        tenant: &str,
+        code: &str,
+        active: bool,
+        now: OffsetDateTime,
+    ) -> Result<Option<CodeItem>> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::code(code))))
+            .update_expression("SET is_active = :active, updated = :now")
+            .condition_expression("attribute_exists(PK) AND tenant = :tenant")
+            .expression_attribute_values(":active", AttributeValue::Bool(active))
+            .expression_attribute_values(":now", string(clock::format(now)))
+            .expression_attribute_values(":tenant", string(tenant))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output.attributes.map(parse).transpose(),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(sdk_error("UpdateItem", error)),
+        }
+    }
+
+    async fn count_click(&self, code: &str) -> Result<bool> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::code(code))))
+            .update_expression("ADD link_clicks :one")
+            .condition_expression("attribute_exists(PK) AND is_active = :true")
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(sdk_error("UpdateItem", error)),
+        }
+    }
+
+    async fn codes_of(&self, tenant: &str, user: &str) -> Result<Vec<CodeItem>> {
+        // The promoter's GSI1SK (`PROMOTER`) sorts after every `CODE#…`: read descending to
+        // answer the primary code first.
+        self.query_gsi1(&keys::user_codes(tenant, user), None, true)
+            .await?
+            .into_iter()
+            .map(parse)
+            .collect()
+    }
+}

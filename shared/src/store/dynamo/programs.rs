@@ -1,0 +1,174 @@
+//! Programs in the single table: one item per program plus its name guard.
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+use super::{
+    DynamoStore, Item, Outcome, decode_cursor, encode_cursor, entity_item, from_item, guard_item,
+    key_item, number, sdk_error, string,
+};
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::page::{Page, PageRequest};
+use crate::program::{Program, ProgramStatus};
+use crate::store::{ProgramStore, Replaced};
+
+const PROGRAM_ENTITY: &str = "program";
+const PROGRAM_NAME_ENTITY: &str = "program_name";
+
+fn program_item(program: &Program) -> Result<Item> {
+    entity_item(
+        program,
+        &keys::program(&program.tenant, &program.id),
+        PROGRAM_ENTITY,
+        None,
+    )
+}
+
+fn name_taken(name: &str) -> Error {
+    Error::Conflict(format!("a program named '{name}' already exists"))
+}
+
+impl ProgramStore for DynamoStore {
+    async fn insert_program(&self, program: &Program) -> Result<()> {
+        let guard = guard_item(
+            &keys::program_name(&program.tenant, &program.name),
+            PROGRAM_NAME_ENTITY,
+            &program.id,
+        );
+        let actions = vec![self.put_new(program_item(program)?)?, self.put_new(guard)?];
+        match self.transact(actions).await? {
+            Outcome::Written => Ok(()),
+            Outcome::ConditionsFailed(failed) if failed.get(1) == Some(&true) => {
+                Err(name_taken(&program.name))
+            }
+            Outcome::ConditionsFailed(_) => Err(Error::Conflict(
+                "a program with this id already exists; retry".into(),
+            )),
+        }
+    }
+
+    async fn get_program(&self, tenant: &str, id: &str) -> Result<Option<Program>> {
+        self.get(&keys::program(tenant, id))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn list_programs(&self, tenant: &str, page: &PageRequest) -> Result<Page<Program>> {
+        let partition = keys::tenant(tenant);
+        let start = match &page.cursor {
+            Some(cursor) => Some(HashMap::from([
+                (keys::PK.to_owned(), string(&partition)),
+                (
+                    keys::SK.to_owned(),
+                    string(decode_cursor(cursor, keys::program_prefix())?),
+                ),
+            ])),
+            None => None,
+        };
+        // One more than asked: if it comes back, there is a next page.
+        let output = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", string(&partition))
+            .expression_attribute_values(":prefix", string(keys::program_prefix()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| sdk_error("Query", error))?;
+        let mut items = output.items.unwrap_or_default();
+        let has_more = items.len() > page.limit;
+        items.truncate(page.limit);
+        let next_cursor = if has_more {
+            items
+                .last()
+                .and_then(|item| item.get(keys::SK))
+                .and_then(|sk| sk.as_s().ok())
+                .map(|sk| encode_cursor(sk))
+        } else {
+            None
+        };
+        let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn replace_program(&self, current: &Program, next: &Program) -> Result<Replaced> {
+        let old_guard = keys::program_name(&current.tenant, &current.name);
+        let new_guard = keys::program_name(&next.tenant, &next.name);
+        let put = self.put_versioned(program_item(next)?, current.version)?;
+        if old_guard == new_guard {
+            let written = self.put(put).await?;
+            return Ok(if written {
+                Replaced::Done
+            } else {
+                Replaced::Stale
+            });
+        }
+        let actions = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.delete_guard(&old_guard, &current.id)?,
+            self.put_new(guard_item(&new_guard, PROGRAM_NAME_ENTITY, &next.id))?,
+        ];
+        match self.transact(actions).await? {
+            Outcome::Written => Ok(Replaced::Done),
+            Outcome::ConditionsFailed(failed) if failed.first() == Some(&true) => {
+                Ok(Replaced::Stale)
+            }
+            Outcome::ConditionsFailed(failed) if failed.get(2) == Some(&true) => {
+                Err(name_taken(&next.name))
+            }
+            Outcome::ConditionsFailed(_) => Err(Error::internal(format!(
+                "program {} name guard does not belong to it",
+                current.id
+            ))),
+        }
+    }
+
+    async fn archive_program(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Program>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key_item(&keys::program(tenant, id))))
+            .condition_expression("attribute_exists(#pk) AND #status <> :archived")
+            .update_expression("SET #status = :archived, #updated = :now ADD #version :one")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#updated", "updated")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":archived", string(ProgramStatus::Archived.as_str()))
+            .expression_attribute_values(":now", string(crate::clock::format(now)))
+            .expression_attribute_values(":one", number(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output.attributes.map(from_item).transpose(),
+            Err(error) => match error.into_service_error() {
+                // Absent (404) or archived already (answered as it is).
+                UpdateItemError::ConditionalCheckFailedException(_) => {
+                    self.get_program(tenant, id).await
+                }
+                other => Err(Error::internal(format!(
+                    "UpdateItem: {}",
+                    DisplayErrorContext(&other)
+                ))),
+            },
+        }
+    }
+}
