@@ -1,21 +1,43 @@
 //! Every sample in `events/` is parsed by `lambda_http` (as Lambda would) and run through the
-//! router against the emulator. The samples carry a token signed with the documented dev secret
-//! (for `sam local invoke`); here each runs in a tenant of its own with a fresh token, and the
-//! program a path names is seeded first.
+//! router against the emulator. The samples carry tokens signed with the documented dev secret
+//! (for `sam local invoke`); here they run, in order, in a tenant of their own seeded with what
+//! the samples name (a program, the promoter `user-1`, the extra code `SPRING-DEMO`), each with a
+//! fresh token for the sample's user and role.
 
 use std::path::{Path, PathBuf};
 
 use axum::http::HeaderValue;
 use referral::auth::TokenVerifier;
+use referral::code::{CodeStats, ReferralCode};
 use referral::config::DEV_JWT_SECRET;
 use referral::program::{Program, ProgramInput};
-use referral::store::ProgramStore;
+use referral::store::{CodeStore, ProgramStore};
 use tower::ServiceExt;
 
 use crate::support::{Api, read};
 
-/// Each sample and the status it must answer.
+/// The program, promoter and code the samples name.
+const PROGRAM_ID: &str = "01J9ZP0G5RRMR3XW8T2KQ6VB7N";
+const PROMOTER: &str = "user-1";
+const CODE: &str = "SPRING-DEMO";
+
+/// Each sample, in the order they run, and the status it must answer.
 const EXPECTED: &[(&str, u16)] = &[
+    ("promoters/me.json", 200),
+    ("promoters/payout-method.json", 200),
+    ("promoters/min-withdrawal-balance.json", 200),
+    ("promoters/earnings-recent.json", 200),
+    ("promoters/referrals.json", 200),
+    ("promoters/payouts.json", 200),
+    ("promoters/withdraw.json", 422),
+    ("promoters/statement.json", 200),
+    ("promoters/admin-get.json", 200),
+    ("promoters/payout-paid.json", 404),
+    ("codes/my-codes.json", 200),
+    ("codes/create.json", 201),
+    ("codes/look-up.json", 200),
+    ("codes/redirect.json", 302),
+    ("codes/set-active.json", 200),
     ("programs/create.json", 201),
     ("programs/create-invalid.json", 400),
     ("programs/list.json", 200),
@@ -23,7 +45,6 @@ const EXPECTED: &[(&str, u16)] = &[
     ("programs/update.json", 200),
     ("programs/archive.json", 200),
 ];
-
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
@@ -54,39 +75,61 @@ fn every_sample_has_an_expected_status() {
     assert_eq!(api_gateway_samples(), listed);
 }
 
+/// The tenant the samples run in, holding what they name.
+async fn seeded() -> Api {
+    let api = Api::new().await;
+    let now = referral::clock::now();
+    let input = ProgramInput {
+        name: Some("Seeded".into()),
+        currency: Some("USD".into()),
+        ..Default::default()
+    };
+    let program = Program::create(PROGRAM_ID.to_owned(), &api.tenant, &input, now).unwrap();
+    api.store.insert_program(&program).await.unwrap();
+    let promoter = referral::promoter::get_or_create(&api.store, &api.tenant, PROMOTER)
+        .await
+        .unwrap();
+    let code = ReferralCode {
+        code: CODE.to_owned(),
+        tenant: api.tenant.clone(),
+        user_id: PROMOTER.to_owned(),
+        promoter_code: promoter.referral_code,
+        program_id: PROGRAM_ID.to_owned(),
+        referrer_amount: Some(500),
+        referee_amount: Some(2500),
+        max_referrals: None,
+        is_active: true,
+        stats: CodeStats::default(),
+        created: now,
+        updated: now,
+    };
+    assert!(
+        api.store.insert_code(&code).await.unwrap(),
+        "{CODE} is free in a fresh emulator"
+    );
+    api
+}
+
 #[tokio::test]
 async fn every_sample_runs_through_the_router_with_its_expected_status() {
     let dev_tokens = TokenVerifier::new(DEV_JWT_SECRET);
+    let api = seeded().await;
     for (name, expected) in EXPECTED {
         let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
         let mut request = lambda_http::request::from_str(&text)
             .unwrap_or_else(|error| panic!("{name} is not an API Gateway event: {error}"));
 
-        // The sample's own token works with the dev secret, as `sam local invoke` needs.
-        let header = request
-            .headers()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let principal = dev_tokens
-            .authenticate(header.as_deref())
-            .unwrap_or_else(|error| panic!("{name}: token refused: {error}"));
-
-        let api = Api::new().await;
-        let token = crate::support::token(&api.tenant, &principal.user_id, principal.role);
-        request.headers_mut().insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-        );
-        if let Some(id) = request.uri().path().strip_prefix("/v1/programs/") {
-            let input = ProgramInput {
-                name: Some("Seeded".into()),
-                currency: Some("USD".into()),
-                ..Default::default()
-            };
-            let program =
-                Program::create(id.to_owned(), &api.tenant, &input, referral::clock::now())
-                    .unwrap();
-            api.store.insert_program(&program).await.unwrap();
+        // A sample's own token works with the dev secret, as `sam local invoke` needs; public
+        // samples carry none.
+        if let Some(header) = request.headers().get("authorization") {
+            let principal = dev_tokens
+                .authenticate(Some(header.to_str().unwrap()))
+                .unwrap_or_else(|error| panic!("{name}: token refused: {error}"));
+            let token = crate::support::token(&api.tenant, &principal.user_id, principal.role);
+            request.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            );
         }
 
         let response = api.router.clone().oneshot(request).await.unwrap();

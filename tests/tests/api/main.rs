@@ -2,7 +2,9 @@
 //! starts. One test binary (one link) with a module per area.
 
 mod auth;
+mod codes;
 mod events;
 mod programs;
+mod promoters;
 mod support;
 mod template;

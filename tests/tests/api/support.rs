@@ -200,3 +200,89 @@ pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str) {
             .is_some_and(|m| !m.is_empty())
     );
 }
+
+/// Test data the referrals issue will write through sign-ups and events: relations and rewards,
+/// written here through the domain crate's own item builders and store.
+pub mod seed {
+    use referral::ledger::{Reward, RewardStatus};
+    use referral::program::{Delivery, Recipient, RewardKind};
+    use referral::referral::{InvitationMethod, Referral, ReferralStatus};
+    use time::OffsetDateTime;
+
+    use super::Api;
+
+    pub fn relation(
+        api: &Api,
+        referrer: &str,
+        referred: &str,
+        program: &str,
+        code: Option<&str>,
+    ) -> Referral {
+        let now = referral::clock::now();
+        Referral {
+            id: referral::id::new_id(),
+            tenant: api.tenant.clone(),
+            program_id: program.to_owned(),
+            code: code.map(str::to_owned),
+            code_referrer_amount: None,
+            code_referee_amount: None,
+            referrer_user_id: referrer.to_owned(),
+            referred_user_id: referred.to_owned(),
+            referred_email: Some(format!("{referred}@example.com")),
+            country: None,
+            invitation_method: InvitationMethod::Code,
+            status: ReferralStatus::Signup,
+            paid_total: 0,
+            referrer_earned: 0,
+            commission_rate: None,
+            commission_status: None,
+            fired_rules: Vec::new(),
+            created: now,
+            updated: now,
+        }
+    }
+
+    pub async fn put_relation(api: &Api, relation: &Referral) {
+        api.store
+            .client()
+            .put_item()
+            .table_name(api.store.table())
+            .set_item(Some(
+                referral::store::dynamo::referral_item(relation).unwrap(),
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// A credited cash reward for `user` delivered to their balance.
+    pub fn payout_reward(api: &Api, user: &str, amount: i64, created: OffsetDateTime) -> Reward {
+        Reward {
+            id: referral::id::new_id(),
+            tenant: api.tenant.clone(),
+            user_id: user.to_owned(),
+            recipient: Recipient::Referrer,
+            program_id: "program".into(),
+            referral_id: None,
+            code: None,
+            kind: RewardKind::Cash,
+            amount,
+            currency: "USD".into(),
+            delivery: Delivery::Payout,
+            status: RewardStatus::Credited,
+            reason: "each_invoice".into(),
+            last_error: None,
+            created,
+            updated: created,
+        }
+    }
+
+    pub async fn record(api: &Api, reward: &Reward, promoter_code: Option<&str>) {
+        assert!(
+            api.store
+                .record_reward(reward, promoter_code)
+                .await
+                .unwrap()
+        );
+    }
+}
