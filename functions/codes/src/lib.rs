@@ -16,10 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
 use referral::Result;
-use referral::code::{CodeChange, CodeView, NewCode, PublicCode};
+use referral::code::{self, CodeChange, CodeView, NewCode, PublicCode};
 use referral::http::{Admin, AppState, JsonBody, PromoterUser, QueryParams};
 use referral::page::Page;
-use referral::promoter;
 use serde::Deserialize;
 
 /// The header CloudFront sets to the viewer's country.
@@ -37,7 +36,7 @@ async fn my_codes(
     State(state): State<AppState>,
     user: PromoterUser,
 ) -> Result<Json<Page<CodeView>>> {
-    let items = promoter::codes_of(&state.store, &user.tenant, &user.user_id).await?;
+    let items = code::codes_of(&state.store, &user.tenant, &user.user_id).await?;
     Ok(Json(Page {
         items,
         next_cursor: None,
@@ -50,7 +49,7 @@ async fn create(
     Path(user_id): Path<String>,
     JsonBody(input): JsonBody<NewCode>,
 ) -> Result<(StatusCode, Json<CodeView>)> {
-    let code = promoter::create_code(&state.store, &admin.tenant, &user_id, &input).await?;
+    let code = code::create_code(&state.store, &admin.tenant, &user_id, &input).await?;
     Ok((StatusCode::CREATED, Json(code)))
 }
 
@@ -61,7 +60,7 @@ async fn set_active(
     JsonBody(change): JsonBody<CodeChange>,
 ) -> Result<Json<CodeView>> {
     Ok(Json(
-        promoter::set_code_active(&state.store, &admin.tenant, &code, change.is_active).await?,
+        code::set_code_active(&state.store, &admin.tenant, &code, change.is_active).await?,
     ))
 }
 
@@ -83,7 +82,7 @@ async fn look_up(
             .map(str::to_owned)
     });
     Ok(Json(
-        promoter::public_code(&state.store, &code, country.as_deref()).await?,
+        code::public_code(&state.store, &code, country.as_deref()).await?,
     ))
 }
 
@@ -91,7 +90,7 @@ async fn look_up(
 /// `?ref={code}`; any other code still redirects, to the plain landing URL, counting nothing.
 async fn redirect(State(state): State<AppState>, Path(code): Path<String>) -> Result<Response> {
     let landing = state.config.landing_url.as_deref().unwrap_or("/");
-    let location = match promoter::count_click(&state.store, &code).await? {
+    let location = match code::count_click(&state.store, &code).await? {
         Some(code) => {
             let separator = if landing.contains('?') { '&' } else { '?' };
             format!("{landing}{separator}ref={code}")

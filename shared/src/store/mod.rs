@@ -8,6 +8,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
+pub use crate::code::CodeItem;
 use crate::code::ReferralCode;
 use crate::error::Result;
 use crate::ledger::{Payout, Reward};
@@ -68,13 +69,6 @@ pub enum Inserted {
     KeyTaken,
     /// The guard is taken: the entity exists already.
     GuardTaken,
-}
-
-/// A code's item: a promoter's primary code (which holds the promoter) or an extra code.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CodeItem {
-    Promoter(Promoter),
-    Extra(ReferralCode),
 }
 
 /// What a promoter may change about themselves.
