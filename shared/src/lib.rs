@@ -15,6 +15,7 @@ pub mod page;
 pub mod program;
 pub mod promoter;
 pub mod referral;
+pub mod rules;
 pub mod store;
 pub mod telemetry;
 
