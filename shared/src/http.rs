@@ -95,7 +95,21 @@ pub struct Caller<R> {
     roles: PhantomData<R>,
 }
 
+pub struct ServiceOnly;
+impl Roles for ServiceOnly {
+    const ROLES: &'static [Role] = &[Role::Service];
+}
+
+pub struct AdminOrService;
+impl Roles for AdminOrService {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::Service];
+}
+
 pub type Admin = Caller<AdminOnly>;
+/// The tenant's backend (sign-ups, invoices, identity checks).
+pub type Service = Caller<ServiceOnly>;
+/// An admin or the tenant's backend (reading relations).
+pub type Backoffice = Caller<AdminOrService>;
 /// An end user acting on their own promoter data (`/me` routes).
 pub type PromoterUser = Caller<PromoterOnly>;
 

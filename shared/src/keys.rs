@@ -8,8 +8,14 @@
 //! | promoter           | `CODE#{primary code}`                 | `CODE`         | `TENANT#{t}#USER#{u}`           | `PROMOTER`         |
 //! | extra code         | `CODE#{code}`                         | `CODE`         | `TENANT#{t}#USER#{u}`           | `CODE#{code}`      |
 //! | promoter guard     | `TENANT#{t}#USER#{u}`                 | `PROMOTER`     |                                 |                    |
-//! | referral relation  | `TENANT#{t}#REFERRAL#{id}`            | `REFERRAL`     | `TENANT#{t}#USER#{u}#REFERRALS` | `{id}`             |
+//! | referral relation  | `TENANT#{t}#REFERRED#{referred}`      | `PROGRAM#{p}`  | `TENANT#{t}#USER#{u}#REFERRALS` | `{id}`             |
 //! | reward (ledger)    | `TENANT#{t}#USER#{recipient}`         | `REWARD#{id}`  | `TENANT#{t}#USER#{u}#LEDGER`    | `{created}#{id}`   |
+//! | event record       | `TENANT#{t}#EVENT#{kind}#{event id}`  | `EVENT`        |                                 |                    |
+//! | referrer stats     | `TENANT#{t}#USER#{u}`                 | `STATS#PROGRAM#{p}` |                            |                    |
+//!
+//! GSI2 (sparse): a relation by id (`TENANT#{t}#REFERRAL#{id}` / `REFERRAL`), and rewards awaiting
+//! delivery to billing (`REWARD#PENDING` / `{updated}#{id}`). Reward ids are
+//! `{relation id}.{rule key}[.{event id}]`.
 //! | payout             | `TENANT#{t}#PAYOUT#{id}`              | `PAYOUT`       | `TENANT#{t}#USER#{u}#PAYOUTS`   | `{id}`             |
 //!
 //! The tenant comes first in every tenant-owned key, so one tenant can never address another's
@@ -24,6 +30,10 @@ pub const SK: &str = "SK";
 pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
 pub const GSI1: &str = "GSI1";
+pub const GSI2PK: &str = "GSI2PK";
+pub const GSI2SK: &str = "GSI2SK";
+/// Sparse second index: relations by id, rewards awaiting delivery to billing.
+pub const GSI2: &str = "GSI2";
 /// Epoch-seconds attribute DynamoDB's TTL deletes items by (idempotency records and the like).
 pub const TTL: &str = "expires_at_epoch";
 /// Every item names its entity, for humans reading the table and for streams.
@@ -104,16 +114,67 @@ pub fn extra_code_gsi1sk(code: &str) -> String {
     format!("CODE#{code}")
 }
 
-pub fn referral(tenant_id: &str, id: &str) -> Key {
+/// A referral relation. Its key is also the rule "a user is referred once per program": the
+/// relation is written with `attribute_not_exists(PK)`.
+pub fn referral(tenant_id: &str, referred_user: &str, program_id: &str) -> Key {
     Key {
-        pk: format!("{}#REFERRAL#{id}", tenant(tenant_id)),
-        sk: "REFERRAL".to_owned(),
+        pk: referred(tenant_id, referred_user),
+        sk: format!("PROGRAM#{program_id}"),
     }
+}
+
+/// The partition of the relations in which `referred_user` was referred (one per program).
+pub fn referred(tenant_id: &str, referred_user: &str) -> String {
+    format!("{}#REFERRED#{referred_user}", tenant(tenant_id))
+}
+
+/// GSI2 key of a relation, to find it by id.
+pub fn referral_by_id(tenant_id: &str, id: &str) -> (String, String) {
+    (
+        format!("{}#REFERRAL#{id}", tenant(tenant_id)),
+        "REFERRAL".to_owned(),
+    )
 }
 
 /// GSI1 partition of the relations a user referred, sorted by relation id (time).
 pub fn referrals_by_referrer(tenant_id: &str, user_id: &str) -> String {
     format!("{}#REFERRALS", user(tenant_id, user_id))
+}
+
+/// The deterministic id of the reward a relation earns from `source` (a rule key, plus the
+/// invoice's event id for per-invoice rules): a replayed event makes the same id again.
+pub fn reward_id(referral_id: &str, source: &str) -> String {
+    format!("{referral_id}.{source}")
+}
+
+/// Sort-key prefix of the rewards one relation gave one recipient.
+pub fn relation_rewards_prefix(referral_id: &str) -> String {
+    format!("{REWARD_PREFIX}{referral_id}.")
+}
+
+/// GSI2 key of a reward awaiting delivery to billing (`pending`): the sparse index the billing
+/// producer and reconciler read, oldest first.
+pub fn undelivered_reward(updated: &str, reward_id: &str) -> (String, String) {
+    (
+        "REWARD#PENDING".to_owned(),
+        format!("{updated}#{reward_id}"),
+    )
+}
+
+/// The record of a processed event (`kind`: `invoice`, `verification`), for idempotency.
+pub fn event(tenant_id: &str, kind: &str, event_id: &str) -> Key {
+    Key {
+        pk: format!("{}#EVENT#{kind}#{event_id}", tenant(tenant_id)),
+        sk: "EVENT".to_owned(),
+    }
+}
+
+/// How many qualified referrals a referrer has in a program (for `min_referrals`).
+pub fn referrer_stats(tenant_id: &str, referrer: &str, program_id: &str) -> Key {
+    Key {
+        pk: user(tenant_id, referrer),
+        sk: format!("STATS#PROGRAM#{program_id}"),
+    }
 }
 
 /// A reward lives in its recipient's partition.

@@ -23,6 +23,18 @@ pub enum RewardStatus {
     Reversed,
 }
 
+impl RewardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RewardStatus::Held => "held",
+            RewardStatus::Pending => "pending",
+            RewardStatus::Credited => "credited",
+            RewardStatus::Failed => "failed",
+            RewardStatus::Reversed => "reversed",
+        }
+    }
+}
+
 /// One ledger entry: `amount` of `kind` for `user_id`. Its id is deterministic per source
 /// event (relation and rule, invoice event), so a replayed event cannot pay twice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +53,8 @@ pub struct Reward {
     pub currency: String,
     pub delivery: Delivery,
     pub status: RewardStatus,
+    /// What a `held` reward waits for.
+    pub holds: Vec<crate::rules::Hold>,
     /// Why: the trigger (`signup`, `verified`, `paid_threshold`, `each_invoice`) or
     /// `completed_by_admin`.
     pub reason: String,

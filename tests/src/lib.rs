@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
         .merge(programs::routes())
         .merge(promoters::routes())
         .merge(codes::routes())
+        .merge(referrals::routes())
 }
 
 /// The finished application over `state`.
@@ -36,13 +37,22 @@ pub struct TableShape {
 
 pub const TABLE: TableShape = TableShape {
     key: [(keys::PK, KeyType::Hash), (keys::SK, KeyType::Range)],
-    indexes: &[(
-        keys::GSI1,
-        [
-            (keys::GSI1PK, KeyType::Hash),
-            (keys::GSI1SK, KeyType::Range),
-        ],
-    )],
+    indexes: &[
+        (
+            keys::GSI1,
+            [
+                (keys::GSI1PK, KeyType::Hash),
+                (keys::GSI1SK, KeyType::Range),
+            ],
+        ),
+        (
+            keys::GSI2,
+            [
+                (keys::GSI2PK, KeyType::Hash),
+                (keys::GSI2SK, KeyType::Range),
+            ],
+        ),
+    ],
     ttl_attribute: keys::TTL,
 };
 

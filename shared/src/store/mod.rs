@@ -180,3 +180,178 @@ pub trait CodeStore: Send + Sync {
         user: &str,
     ) -> impl Future<Output = Result<Vec<CodeItem>>> + Send;
 }
+
+/// Everything one sign-up or event writes, applied atomically in one `TransactWriteItems`.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Relations: new (the "referred once per program" rule), or replacing the version before.
+    pub relations: Vec<RelationWrite>,
+    /// Counters of the codes relations came through (and a sign-up's limit); several entries of
+    /// one code are added up into one update.
+    pub codes: Vec<CodeCounts>,
+    /// New ledger entries (deterministic ids: a replay cannot write them twice).
+    pub rewards: Vec<Reward>,
+    /// Held rewards released, in their new state (only if still held).
+    pub releases: Vec<Reward>,
+    /// Balance changes per promoter item (keyed by the promoter's primary code).
+    pub balances: std::collections::BTreeMap<String, Balance>,
+    /// A referral qualifying towards the referrer's `min_referrals`.
+    pub qualified: Option<Qualification>,
+    /// The event's record, with the answer a replay gets.
+    pub event: Option<EventRecord>,
+}
+
+/// A change of a promoter's balances; `currency` sets the balances' currency if unset.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Balance {
+    pub effect: crate::ledger::BalanceEffect,
+    pub currency: Option<String>,
+}
+
+impl Balance {
+    /// Counts a new reward.
+    pub fn add(&mut self, reward: &Reward) {
+        self.shift(reward.balance_effect(), 1);
+        if reward.kind == crate::program::RewardKind::Cash && self.currency.is_none() {
+            self.currency = Some(reward.currency.clone());
+        }
+    }
+
+    /// Counts a reward changing state from `before` to `after` (a release).
+    pub fn change(&mut self, before: &Reward, after: &Reward) {
+        self.shift(before.balance_effect(), -1);
+        self.add(after);
+    }
+
+    fn shift(&mut self, effect: crate::ledger::BalanceEffect, sign: i64) {
+        self.effect.total_earned += sign * effect.total_earned;
+        self.effect.current_balance += sign * effect.current_balance;
+        self.effect.points_earned += sign * effect.points_earned;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RelationWrite {
+    New(Referral),
+    /// Conditional on the stored version being `version - 1`.
+    Replace(Referral),
+}
+
+impl Plan {
+    /// The counters of `code`, added to the plan if absent.
+    pub fn code(&mut self, code: &str, tenant: &str) -> &mut CodeCounts {
+        match self.codes.iter().position(|c| c.code == code) {
+            Some(index) => &mut self.codes[index],
+            None => {
+                self.codes.push(CodeCounts {
+                    code: code.to_owned(),
+                    tenant: tenant.to_owned(),
+                    ..CodeCounts::default()
+                });
+                self.codes.last_mut().expect("just pushed")
+            }
+        }
+    }
+}
+
+/// Additions to a code's counters. A sign-up (`referrals: 1`) needs the code active and, with a
+/// `limit`, fewer referrals than it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CodeCounts {
+    pub code: String,
+    pub tenant: String,
+    pub referrals: u64,
+    pub limit: Option<u32>,
+    pub referrer_earned: i64,
+    pub referee_earned: i64,
+    pub verification_attempts: u64,
+    pub verification_successes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Qualification {
+    pub tenant: String,
+    pub referrer: String,
+    pub program_id: String,
+    /// The count read; the increment is conditional on it, so a release decision is exact.
+    pub seen: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    pub tenant: String,
+    pub kind: &'static str,
+    pub event_id: String,
+    /// The JSON answer, replayed verbatim.
+    pub response: String,
+}
+
+/// How applying a plan ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Committed {
+    Done,
+    /// The referred user already has a relation in this program.
+    RelationTaken,
+    /// The code is inactive, of another tenant, or at its limit.
+    CodeRefused,
+    /// The event was processed already.
+    EventSeen,
+    /// Something read has changed (relation version, qualified count, a held reward): re-read
+    /// and decide again.
+    Stale,
+}
+
+pub trait ReferralStore: Send + Sync {
+    fn apply(&self, plan: &Plan) -> impl Future<Output = Result<Committed>> + Send;
+
+    /// The relations in which `user` was referred (one per program): one `Query`.
+    fn relations_of_referred(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<Referral>>> + Send;
+
+    /// A relation by id: one `Query` on GSI2.
+    fn relation_by_id(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Referral>>> + Send;
+
+    /// The rewards a relation gave: one `Query` per recipient partition.
+    fn relation_rewards(
+        &self,
+        relation: &Referral,
+    ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
+
+    /// The held referrer rewards of `program_id` in `referrer`'s ledger: one `Query`.
+    fn held_referrer_rewards(
+        &self,
+        tenant: &str,
+        referrer: &str,
+        program_id: &str,
+    ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
+
+    /// The recorded answer of a processed event.
+    fn event_response(
+        &self,
+        tenant: &str,
+        kind: &str,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Qualified referrals of `referrer` in `program_id`.
+    fn qualified_referrals(
+        &self,
+        tenant: &str,
+        referrer: &str,
+        program_id: &str,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The primary code of `user`'s promoter, if the user is one: one `GetItem` of the guard.
+    fn promoter_code_of(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+}

@@ -114,6 +114,24 @@ impl DynamoStore {
         sort: Option<(&str, &str)>,
         descending: bool,
     ) -> Result<Vec<Item>> {
+        self.query_index(
+            (keys::GSI1, keys::GSI1PK, keys::GSI1SK),
+            partition,
+            sort,
+            descending,
+        )
+        .await
+    }
+
+    /// Every item of a partition of `index` (name, key attributes) whose sort key satisfies
+    /// `sort` (`None`: all), following pages; newest first when `descending`.
+    async fn query_index(
+        &self,
+        (index, pk_attribute, sk_attribute): (&str, &str, &str),
+        partition: &str,
+        sort: Option<(&str, &str)>,
+        descending: bool,
+    ) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -121,18 +139,61 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(self.table.as_ref())
-                .index_name(keys::GSI1)
-                .expression_attribute_names("#pk", keys::GSI1PK)
+                .index_name(index)
+                .expression_attribute_names("#pk", pk_attribute)
                 .expression_attribute_values(":pk", string(partition))
                 .scan_index_forward(!descending)
                 .set_exclusive_start_key(start);
             query = match sort {
                 Some((operator, value)) => query
                     .key_condition_expression(format!("#pk = :pk AND #sk {operator} :sk"))
-                    .expression_attribute_names("#sk", keys::GSI1SK)
+                    .expression_attribute_names("#sk", sk_attribute)
                     .expression_attribute_values(":sk", string(value)),
                 None => query.key_condition_expression("#pk = :pk"),
             };
+            let output = query
+                .send()
+                .await
+                .map_err(|error| sdk_error("Query", error))?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Every item of a table partition whose sort key begins with `prefix`, following pages;
+    /// `filter` narrows them (expression, with `:f…` values).
+    async fn query_prefix(
+        &self,
+        partition: &str,
+        prefix: &str,
+        filter: Option<Filter<'_>>,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", string(partition))
+                .expression_attribute_values(":prefix", string(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            if let Some(filter) = &filter {
+                query = query.filter_expression(filter.expression);
+                for (placeholder, name) in &filter.names {
+                    query = query.expression_attribute_names(*placeholder, *name);
+                }
+                for (placeholder, value) in &filter.values {
+                    query = query.expression_attribute_values(*placeholder, value.clone());
+                }
+            }
             let output = query
                 .send()
                 .await
@@ -170,6 +231,13 @@ impl DynamoStore {
             Err(error) => cancellation(error),
         }
     }
+}
+
+/// A filter on the items a query reads.
+struct Filter<'a> {
+    expression: &'a str,
+    names: Vec<(&'a str, &'a str)>,
+    values: Vec<(&'a str, AttributeValue)>,
 }
 
 /// How a transaction ended.
@@ -254,6 +322,13 @@ fn entity_item<T: Serialize>(
     Ok(item)
 }
 
+/// Adds the GSI2 key attributes to an item (the sparse second index).
+fn with_gsi2(mut item: Item, (pk, sk): (String, String)) -> Item {
+    item.insert(keys::GSI2PK.to_owned(), string(pk));
+    item.insert(keys::GSI2SK.to_owned(), string(sk));
+    item
+}
+
 /// A uniqueness guard: it exists while `owner_id` holds the unique value.
 fn guard_item(key: &Key, entity_type: &str, owner_id: &str) -> Item {
     let mut item = key_item(key);
@@ -284,6 +359,7 @@ fn decode_cursor(cursor: &str, expected_prefix: &str) -> Result<String> {
 mod codes;
 mod programs;
 mod promoters;
+mod referrals;
 
 pub use promoters::{referral_item, reward_item};
 

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{
     DynamoStore, Item, Outcome, decode_cursor, encode_cursor, entity_item, from_item, key_item,
-    number, sdk_error, string,
+    number, sdk_error, string, with_gsi2,
 };
 use crate::clock;
 use crate::error::{Error, Result};
@@ -46,22 +46,32 @@ fn payout_item(payout: &Payout) -> Result<Item> {
     )
 }
 
-/// A relation's item, indexed under its referrer.
+/// A relation's item, keyed by referred user and program, indexed under its referrer (GSI1) and
+/// by id (GSI2).
 pub fn referral_item(referral: &Referral) -> Result<Item> {
-    entity_item(
+    let item = entity_item(
         referral,
-        &keys::referral(&referral.tenant, &referral.id),
+        &keys::referral(
+            &referral.tenant,
+            &referral.referred_user_id,
+            &referral.program_id,
+        ),
         REFERRAL_ENTITY,
         Some((
             keys::referrals_by_referrer(&referral.tenant, &referral.referrer_user_id),
             referral.id.clone(),
         )),
-    )
+    )?;
+    Ok(with_gsi2(
+        item,
+        keys::referral_by_id(&referral.tenant, &referral.id),
+    ))
 }
 
-/// A ledger entry's item, in its recipient's partition and time-indexed in their ledger.
+/// A ledger entry's item, in its recipient's partition and time-indexed in their ledger; a
+/// `pending` one is also in the sparse index of rewards awaiting delivery to billing.
 pub fn reward_item(reward: &Reward) -> Result<Item> {
-    entity_item(
+    let item = entity_item(
         reward,
         &keys::reward(&reward.tenant, &reward.user_id, &reward.id),
         REWARD_ENTITY,
@@ -69,7 +79,15 @@ pub fn reward_item(reward: &Reward) -> Result<Item> {
             keys::ledger(&reward.tenant, &reward.user_id),
             keys::ledger_gsi1sk(&clock::format(reward.created), &reward.id),
         )),
-    )
+    )?;
+    Ok(if reward.status == crate::ledger::RewardStatus::Pending {
+        with_gsi2(
+            item,
+            keys::undelivered_reward(&clock::format(reward.updated), &reward.id),
+        )
+    } else {
+        item
+    })
 }
 
 fn promoter_from(item: Item) -> Result<Promoter> {
