@@ -6,5 +6,6 @@ mod codes;
 mod events;
 mod programs;
 mod promoters;
+mod referrals;
 mod support;
 mod template;
