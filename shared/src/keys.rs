@@ -169,6 +169,22 @@ pub fn event(tenant_id: &str, kind: &str, event_id: &str) -> Key {
     }
 }
 
+/// An email invitation: one per email and tenant (whoever invited first keeps it).
+pub fn invitation(tenant_id: &str, email: &str) -> Key {
+    Key {
+        pk: format!("{}#INVITE#{email}", tenant(tenant_id)),
+        sk: "INVITE".to_owned(),
+    }
+}
+
+/// The user an email belongs to, as sign-ups reported it (seed 004 names users by email).
+pub fn email_owner(tenant_id: &str, email: &str) -> Key {
+    Key {
+        pk: format!("{}#EMAIL#{email}", tenant(tenant_id)),
+        sk: "USER".to_owned(),
+    }
+}
+
 /// How many qualified referrals a referrer has in a program (for `min_referrals`).
 pub fn referrer_stats(tenant_id: &str, referrer: &str, program_id: &str) -> Key {
     Key {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod id;
+pub mod invitation;
 pub mod keys;
 pub mod ledger;
 pub mod page;

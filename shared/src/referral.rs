@@ -80,8 +80,8 @@ use crate::program::{self, CodeTerms, Program, ProgramStatus, Recipient, RewardK
 use crate::promoter;
 use crate::rules::{self, Context, Due, Event, Hold};
 use crate::store::{
-    CodeCounts, CodeStore, Committed, EventRecord, Plan, ProgramStore, PromoterStore,
-    Qualification, ReferralStore, RelationWrite,
+    CodeCounts, CodeStore, Committed, EmailOwner, EventRecord, InvitationStore, Plan, ProgramStore,
+    PromoterStore, Qualification, ReferralStore, RelationWrite,
 };
 
 /// How often an operation re-reads and decides again when a concurrent writer got there first.
@@ -126,11 +126,8 @@ pub fn user_id(field: &str, value: &str) -> Result<String> {
 }
 
 fn email(field: &str, value: &str) -> Result<String> {
-    let value = value.trim().to_lowercase();
-    if value.len() > 254 || !email_address::EmailAddress::is_valid(&value) {
-        return Err(Error::invalid(field, "must be an email address"));
-    }
-    Ok(value)
+    crate::invitation::normalize_email(value)
+        .ok_or_else(|| Error::invalid(field, "must be an email address"))
 }
 
 fn country(value: &str) -> Result<String> {
@@ -162,6 +159,8 @@ fn event_id(value: &str) -> Result<String> {
 
 /// The referrer a sign-up names, and through which code.
 struct Referrer {
+    /// Found through an email invitation rather than a code or user id.
+    invited: bool,
     user_id: String,
     promoter_code: String,
     code: String,
@@ -174,7 +173,7 @@ struct Referrer {
 }
 
 async fn resolve_referrer(
-    store: &(impl CodeStore + PromoterStore),
+    store: &(impl CodeStore + PromoterStore + InvitationStore),
     tenant: &str,
     input: &SignUp,
 ) -> Result<Referrer> {
@@ -183,6 +182,7 @@ async fn resolve_referrer(
         let canonical = code::normalize(code).ok_or_else(unknown)?;
         let referrer = match store.get_code(&canonical).await?.ok_or_else(unknown)? {
             CodeItem::Promoter(p) if p.tenant == tenant => Referrer {
+                invited: false,
                 user_id: p.user_id,
                 promoter_code: p.referral_code.clone(),
                 code: p.referral_code,
@@ -193,6 +193,7 @@ async fn resolve_referrer(
                 commission_rate: p.commission_rate,
             },
             CodeItem::Extra(c) if c.tenant == tenant => Referrer {
+                invited: false,
                 user_id: c.user_id,
                 promoter_code: c.promoter_code,
                 code: c.code,
@@ -216,15 +217,33 @@ async fn resolve_referrer(
         }
         return Ok(referrer);
     }
-    let Some(user) = &input.referrer_user_id else {
-        return Err(Error::invalid(
-            "code",
-            "a code or a referrer_user_id is required",
-        ));
+    let (user, invited) = match (&input.referrer_user_id, &input.referred_email) {
+        (Some(user), _) => (user_id("referrer_user_id", user)?, false),
+        // No code and no referrer: whoever invited this email (seed 000).
+        (None, Some(email)) => {
+            let email = crate::invitation::normalize_email(email)
+                .ok_or_else(|| Error::invalid("referred_email", "must be an email address"))?;
+            let invitation = store
+                .invitations(tenant, std::slice::from_ref(&email))
+                .await?;
+            let inviter = invitation.into_iter().next().ok_or_else(|| {
+                Error::invalid(
+                    "code",
+                    "no code or referrer_user_id, and nobody invited this email",
+                )
+            })?;
+            (inviter.inviter_user_id, true)
+        }
+        (None, None) => {
+            return Err(Error::invalid(
+                "code",
+                "a code, a referrer_user_id or an invited referred_email is required",
+            ));
+        }
     };
-    let user = user_id("referrer_user_id", user)?;
     let p = promoter::get_or_create(store, tenant, &user).await?;
     Ok(Referrer {
+        invited,
         user_id: p.user_id,
         promoter_code: p.referral_code.clone(),
         code: p.referral_code,
@@ -397,7 +416,7 @@ fn release(
 /// `signup` rewards, in one transaction; exact under concurrency (the code's limit, one relation
 /// per referred user and program).
 pub async fn register_referral(
-    store: &(impl ReferralStore + PromoterStore + CodeStore + ProgramStore),
+    store: &(impl ReferralStore + PromoterStore + CodeStore + ProgramStore + InvitationStore),
     tenant: &str,
     input: &SignUp,
 ) -> Result<Outcome> {
@@ -454,7 +473,9 @@ pub async fn register_referral(
             referred_user_id: referred.clone(),
             referred_email: referred_email.clone(),
             country: country.clone(),
-            invitation_method: input.invitation_method.unwrap_or(if input.code.is_some() {
+            invitation_method: input.invitation_method.unwrap_or(if referrer.invited {
+                InvitationMethod::Email
+            } else if input.code.is_some() {
                 InvitationMethod::Code
             } else {
                 InvitationMethod::Link
@@ -508,6 +529,11 @@ pub async fn register_referral(
             });
         }
         plan.relations.push(RelationWrite::New(relation.clone()));
+        plan.email_owner = referred_email.clone().map(|email| EmailOwner {
+            tenant: tenant.to_owned(),
+            email,
+            user_id: referred.clone(),
+        });
         if min > 0 && qualifies_now && seen < min && seen + 1 >= min {
             let held = store
                 .held_referrer_rewards(tenant, &referrer.user_id, &program.id)
@@ -973,13 +999,16 @@ pub async fn complete_referral(
     Err(Error::Conflict("the relation is changing; retry".into()))
 }
 
-/// Relations in which `user` was referred or referred someone, newest first.
+/// Relations in which `user` was referred or referred someone, newest first. The user may be
+/// named by user id, referral code or email (seed 004).
 pub async fn referrals_of_user(
-    store: &(impl ReferralStore + PromoterStore),
+    store: &(impl ReferralStore + PromoterStore + CodeStore + InvitationStore),
     tenant: &str,
     user: &str,
 ) -> Result<Vec<Referral>> {
-    let user = user_id("user", user)?;
+    let Some(user) = named_user(store, tenant, user).await? else {
+        return Ok(Vec::new());
+    };
     let (referred, referring) = tokio::join!(
         store.relations_of_referred(tenant, &user),
         store.referrals_of(tenant, &user),
@@ -988,4 +1017,118 @@ pub async fn referrals_of_user(
     all.extend(referring?);
     all.sort_by(|a, b| b.id.cmp(&a.id));
     Ok(all)
+}
+
+/// A user named by id, referral code or email (seed 004); several identifiers must agree.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRef {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub referral_code: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl UserRef {
+    /// The user these identifiers name; `None` when one of them names nobody. Identifiers
+    /// naming different users: 400 `multiple_parameter_mismatch`.
+    async fn resolve(
+        &self,
+        store: &(impl CodeStore + InvitationStore),
+        tenant: &str,
+    ) -> Result<Option<String>> {
+        let mut named: Vec<String> = Vec::new();
+        if let Some(id) = &self.user_id {
+            named.push(user_id("user_id", id)?);
+        }
+        if let Some(code) = &self.referral_code {
+            match code_owner(store, tenant, code).await? {
+                Some(owner) => named.push(owner),
+                None => return Ok(None),
+            }
+        }
+        if let Some(address) = &self.email {
+            match store.email_owner(tenant, &email("email", address)?).await? {
+                Some(owner) => named.push(owner),
+                None => return Ok(None),
+            }
+        }
+        named.dedup();
+        match named.len() {
+            0 => Err(Error::invalid(
+                "user",
+                "name the user by user_id, referral_code or email",
+            )),
+            1 => Ok(named.pop()),
+            _ => Err(Error::MultipleParameterMismatch(
+                "the identifiers name different users".into(),
+            )),
+        }
+    }
+}
+
+/// The owner of one of the tenant's codes.
+async fn code_owner(store: &impl CodeStore, tenant: &str, code: &str) -> Result<Option<String>> {
+    let Some(code) = code::normalize(code) else {
+        return Ok(None);
+    };
+    Ok(match store.get_code(&code).await? {
+        Some(CodeItem::Promoter(p)) if p.tenant == tenant => Some(p.user_id),
+        Some(CodeItem::Extra(c)) if c.tenant == tenant => Some(c.user_id),
+        _ => None,
+    })
+}
+
+/// A user named by one identifier of unknown kind (`?user=`): an email if it has an `@`, else
+/// the owner of the tenant's code of that name if there is one, else a user id.
+async fn named_user(
+    store: &(impl CodeStore + InvitationStore),
+    tenant: &str,
+    text: &str,
+) -> Result<Option<String>> {
+    if text.contains('@') {
+        return store.email_owner(tenant, &email("user", text)?).await;
+    }
+    if let Some(owner) = code_owner(store, tenant, text).await? {
+        return Ok(Some(owner));
+    }
+    user_id("user", text).map(Some)
+}
+
+/// Body of `POST /v1/referrals/complete` (seed 004's form).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteByUsers {
+    pub program_id: String,
+    pub referring_user: UserRef,
+    pub referred_user: UserRef,
+}
+
+/// Seed 004: completes the relation between two users named by any of their identifiers.
+pub async fn complete_between(
+    store: &(impl ReferralStore + ProgramStore + CodeStore + InvitationStore),
+    tenant: &str,
+    input: &CompleteByUsers,
+) -> Result<Completion> {
+    let not_found = || {
+        Error::ReferralRelationNotFound(
+            "no referral relation between these users in this program".into(),
+        )
+    };
+    let (referring, referred) = tokio::join!(
+        input.referring_user.resolve(store, tenant),
+        input.referred_user.resolve(store, tenant),
+    );
+    let (Some(referring), Some(referred)) = (referring?, referred?) else {
+        return Err(not_found());
+    };
+    let relation = store
+        .relations_of_referred(tenant, &referred)
+        .await?
+        .into_iter()
+        .find(|r| r.program_id == input.program_id && r.referrer_user_id == referring)
+        .ok_or_else(not_found)?;
+    complete_referral(store, tenant, &relation.id).await
 }

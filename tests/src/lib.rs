@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
         .merge(promoters::routes())
         .merge(codes::routes())
         .merge(referrals::routes())
+        .merge(invitations::routes())
 }
 
 /// The finished application over `state`.

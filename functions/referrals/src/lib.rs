@@ -7,6 +7,7 @@
 //! | `GET /v1/referrals/{id}`           | 1 `Query` (GSI2)                                                    |
 //! | `GET /v1/referrals?user=`          | 2 `Query`s in parallel (as referred, as referrer)                   |
 //! | `POST /v1/referrals/{id}/complete` | 1 `Query` + 2 reads in parallel + 1 `TransactWriteItems`            |
+//! | `POST /v1/referrals/complete`      | resolving each user (`GetItem` per code or email) + 1 `Query` + as above |
 //! | `POST /v1/events/invoices`         | 1 `GetItem` (replay) + reads in parallel (relations, programs, promoter guard) + 1 `TransactWriteItems` |
 //! | `POST /v1/events/verifications`    | as invoices, + 2 `Query`s of the relation's rewards on a first success |
 
@@ -18,8 +19,8 @@ use referral::Result;
 use referral::http::{Admin, AppState, Backoffice, JsonBody, QueryParams, Service};
 use referral::page::Page;
 use referral::referral::{
-    self as relations, Completion, Invoice, InvoiceOutcome, Outcome, Referral, SignUp,
-    Verification, VerificationResult,
+    self as relations, CompleteByUsers, Completion, Invoice, InvoiceOutcome, Outcome, Referral,
+    SignUp, Verification, VerificationResult,
 };
 use serde::Deserialize;
 
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/referrals", post(sign_up).get(find))
         .route("/v1/referrals/{id}", get(read))
+        .route("/v1/referrals/complete", post(complete_between))
         .route("/v1/referrals/{id}/complete", post(complete))
         .route("/v1/events/invoices", post(invoice))
         .route("/v1/events/verifications", post(verification))
@@ -78,6 +80,16 @@ async fn complete(
 ) -> Result<Json<Completion>> {
     Ok(Json(
         relations::complete_referral(&state.store, &admin.tenant, &id).await?,
+    ))
+}
+
+async fn complete_between(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(input): JsonBody<CompleteByUsers>,
+) -> Result<Json<Completion>> {
+    Ok(Json(
+        relations::complete_between(&state.store, &admin.tenant, &input).await?,
     ))
 }
 

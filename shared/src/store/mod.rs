@@ -199,6 +199,15 @@ pub struct Plan {
     pub qualified: Option<Qualification>,
     /// The event's record, with the answer a replay gets.
     pub event: Option<EventRecord>,
+    /// The user an email belongs to, as a sign-up reported it (last sign-up wins).
+    pub email_owner: Option<EmailOwner>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmailOwner {
+    pub tenant: String,
+    pub email: String,
+    pub user_id: String,
 }
 
 /// A change of a promoter's balances; `currency` sets the balances' currency if unset.
@@ -353,5 +362,36 @@ pub trait ReferralStore: Send + Sync {
         &self,
         tenant: &str,
         user: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+}
+
+/// How one email's invitation went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invited {
+    /// Saved (or already this promoter's).
+    Saved,
+    /// Another promoter of the tenant invited it first.
+    TakenByAnother,
+}
+
+pub trait InvitationStore: Send + Sync {
+    /// Writes each invitation unless another promoter holds the email; answers in order.
+    fn invite(
+        &self,
+        invitations: &[crate::invitation::Invitation],
+    ) -> impl Future<Output = Result<Vec<Invited>>> + Send;
+
+    /// The invitations of those emails that have one.
+    fn invitations(
+        &self,
+        tenant: &str,
+        emails: &[String],
+    ) -> impl Future<Output = Result<Vec<crate::invitation::Invitation>>> + Send;
+
+    /// The user a sign-up reported `email` for, if any.
+    fn email_owner(
+        &self,
+        tenant: &str,
+        email: &str,
     ) -> impl Future<Output = Result<Option<String>>> + Send;
 }

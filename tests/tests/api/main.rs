@@ -4,6 +4,7 @@
 mod auth;
 mod codes;
 mod events;
+mod invitations;
 mod programs;
 mod promoters;
 mod referrals;

@@ -357,6 +357,7 @@ fn decode_cursor(cursor: &str, expected_prefix: &str) -> Result<String> {
 }
 
 mod codes;
+mod invitations;
 mod programs;
 mod promoters;
 mod referrals;

@@ -28,6 +28,7 @@ enum Action {
     Reward,
     Release,
     Qualification,
+    EmailOwner,
 }
 
 /// An `Update` of counters: `ADD` every non-zero addition, `SET updated` (and the balances'
@@ -219,6 +220,20 @@ impl DynamoStore {
             actions.push((
                 Action::Qualification,
                 TransactWriteItem::builder().update(update).build(),
+            ));
+        }
+        if let Some(owner) = &plan.email_owner {
+            let mut item = key_item(&keys::email_owner(&owner.tenant, &owner.email));
+            item.insert(keys::ENTITY_TYPE.to_owned(), string("email_owner"));
+            item.insert("user_id".to_owned(), string(&owner.user_id));
+            let put = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(item))
+                .build()
+                .map_err(Error::internal)?;
+            actions.push((
+                Action::EmailOwner,
+                TransactWriteItem::builder().put(put).build(),
             ));
         }
         if actions.len() > MAX_ACTIONS {

@@ -1,0 +1,108 @@
+//! Email invitations and email owners in the single table.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
+use futures::{StreamExt, TryStreamExt};
+
+use super::{DynamoStore, Item, entity_item, from_item, key_item, sdk_error, string};
+use crate::error::{Error, Result};
+use crate::invitation::Invitation;
+use crate::keys;
+use crate::store::{InvitationStore, Invited};
+
+const INVITATION_ENTITY: &str = "invitation";
+/// Invitations written at once.
+const CONCURRENCY: usize = 16;
+
+impl DynamoStore {
+    async fn invite_one(&self, invitation: &Invitation) -> Result<Invited> {
+        let item = entity_item(
+            invitation,
+            &keys::invitation(&invitation.tenant, &invitation.email),
+            INVITATION_ENTITY,
+            None,
+        )?;
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK) OR inviter_user_id = :me")
+            .expression_attribute_values(":me", string(&invitation.inviter_user_id))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Invited::Saved),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Invited::TakenByAnother)
+            }
+            Err(error) => Err(sdk_error("PutItem", error)),
+        }
+    }
+}
+
+impl InvitationStore for DynamoStore {
+    async fn invite(&self, invitations: &[Invitation]) -> Result<Vec<Invited>> {
+        // Built up front: a closure inside the stream would not be `Send` for every lifetime.
+        let writes: Vec<_> = invitations.iter().map(|i| self.invite_one(i)).collect();
+        futures::stream::iter(writes)
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn invitations(&self, tenant: &str, emails: &[String]) -> Result<Vec<Invitation>> {
+        let mut found = Vec::new();
+        let keys: Vec<Item> = emails
+            .iter()
+            .map(|email| key_item(&keys::invitation(tenant, email)))
+            .collect();
+        let table = self.table().to_owned();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(Error::internal)?,
+        );
+        // BatchGetItem may leave keys unprocessed under load: ask again for those.
+        while let Some(request) = pending.take() {
+            if request.keys().is_empty() {
+                break;
+            }
+            let output = self
+                .client()
+                .batch_get_item()
+                .set_request_items(Some(HashMap::from([(table.clone(), request)])))
+                .send()
+                .await
+                .map_err(|error| sdk_error("BatchGetItem", error))?;
+            if let Some(mut responses) = output.responses
+                && let Some(items) = responses.remove(&table)
+            {
+                for item in items {
+                    found.push(from_item(item)?);
+                }
+            }
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(&table));
+        }
+        Ok(found)
+    }
+
+    async fn email_owner(&self, tenant: &str, email: &str) -> Result<Option<String>> {
+        Ok(self
+            .get(&keys::email_owner(tenant, email))
+            .await?
+            .and_then(|item| item.get("user_id").and_then(|v| v.as_s().ok()).cloned()))
+    }
+}
