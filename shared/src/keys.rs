@@ -156,10 +156,13 @@ pub fn relation_rewards_prefix(referral_id: &str) -> String {
 /// producer and reconciler read, oldest first.
 pub fn undelivered_reward(updated: &str, reward_id: &str) -> (String, String) {
     (
-        "REWARD#PENDING".to_owned(),
+        UNDELIVERED_REWARDS.to_owned(),
         format!("{updated}#{reward_id}"),
     )
 }
+
+/// The GSI2 partition of rewards awaiting delivery to billing.
+pub const UNDELIVERED_REWARDS: &str = "REWARD#PENDING";
 
 /// The record of a processed event (`kind`: `invoice`, `verification`), for idempotency.
 pub fn event(tenant_id: &str, kind: &str, event_id: &str) -> Key {

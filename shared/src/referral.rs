@@ -603,8 +603,10 @@ pub struct InvoiceOutcome {
 }
 
 /// Adds an invoice to the referred user's paid total in each of their relations and fires the
-/// `paid_threshold` and `each_invoice` rules. Idempotent on `event_id`: a replay, sequential or
-/// concurrent, answers the same and writes nothing.
+/// `paid_threshold` and `each_invoice` rules. Idempotent on `event_id`: the event's record is
+/// written with `attribute_not_exists` in the same transaction, so a replay, sequential or
+/// concurrent, writes nothing and answers what the record holds. One round of parallel reads
+/// (relations, programs, the user's promoter guard) and one `TransactWriteItems`.
 pub async fn record_invoice(
     store: &(impl ReferralStore + ProgramStore),
     tenant: &str,
@@ -644,9 +646,6 @@ pub async fn record_invoice(
         ));
     }
     for _ in 0..ATTEMPTS {
-        if let Some(stored) = store.event_response(tenant, "invoice", &event).await? {
-            return serde_json::from_str(&stored).map_err(Error::internal);
-        }
         let (relations, programs, referee_promoter) = tokio::join!(
             store.relations_of_referred(tenant, &user),
             promoter::all_programs(store, tenant),
@@ -723,13 +722,29 @@ pub async fn record_invoice(
         });
         match store.apply(&plan).await? {
             Committed::Done => return Ok(outcome),
-            Committed::EventSeen | Committed::Stale => continue,
+            // A replay: the event's record holds the first answer.
+            Committed::EventSeen => return replayed(store, tenant, "invoice", &event).await,
+            Committed::Stale => continue,
             Committed::RelationTaken | Committed::CodeRefused => {
                 return Err(Error::internal("an invoice plan was refused"));
             }
         }
     }
     Err(Error::Conflict("the relation is changing; retry".into()))
+}
+
+/// The answer recorded for an event already processed.
+async fn replayed<T: serde::de::DeserializeOwned>(
+    store: &impl ReferralStore,
+    tenant: &str,
+    kind: &str,
+    event: &str,
+) -> Result<T> {
+    let stored = store
+        .event_response(tenant, kind, event)
+        .await?
+        .ok_or_else(|| Error::internal(format!("{kind} event {event} has no record")))?;
+    serde_json::from_str(&stored).map_err(Error::internal)
 }
 
 enum Paid {
@@ -786,9 +801,6 @@ pub async fn record_verification(
     let event = event_id(&check.event_id)?;
     let user = user_id("user_id", &check.user_id)?;
     for _ in 0..ATTEMPTS {
-        if let Some(stored) = store.event_response(tenant, "verification", &event).await? {
-            return serde_json::from_str(&stored).map_err(Error::internal);
-        }
         let (relations, programs, referee_promoter) = tokio::join!(
             store.relations_of_referred(tenant, &user),
             promoter::all_programs(store, tenant),
@@ -890,7 +902,8 @@ pub async fn record_verification(
         });
         match store.apply(&plan).await? {
             Committed::Done => return Ok(result),
-            Committed::EventSeen | Committed::Stale => continue,
+            Committed::EventSeen => return replayed(store, tenant, "verification", &event).await,
+            Committed::Stale => continue,
             Committed::RelationTaken | Committed::CodeRefused => {
                 return Err(Error::internal("a verification plan was refused"));
             }

@@ -519,6 +519,66 @@ mod tests {
     }
 
     #[test]
+    fn one_invoice_can_cross_several_thresholds_for_either_side() {
+        let program = program(json!({"name": "Tiers", "currency": "USD", "rewards": [
+            {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 1000, "kind": "cash", "amount": 100},
+            {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 5000, "kind": "cash", "amount": 700},
+            {"recipient": "referee", "trigger": "paid_threshold", "threshold_amount": 2000, "kind": "points", "amount": 25},
+            {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "amount": 50},
+            {"recipient": "referee", "trigger": "each_invoice", "kind": "points", "percent": 1.0}
+        ]}));
+        let relation = relation();
+        let ctx = context(&program, &relation);
+        let dues = due_rewards(&ctx, &invoice(6000, 0));
+        let got: Vec<(&str, i64, &str)> = dues
+            .iter()
+            .map(|d| (d.source.as_str(), d.amount, d.currency.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("referrer.paid_threshold.1000", 100, "USD"),
+                ("referrer.paid_threshold.5000", 700, "USD"),
+                ("referee.paid_threshold.2000", 25, "POINTS"),
+                ("referrer.each_invoice.inv-1", 50, "USD"),
+                ("referee.each_invoice.inv-1", 60, "POINTS"),
+            ]
+        );
+        let sources: std::collections::HashSet<_> = dues.iter().map(|d| &d.source).collect();
+        assert_eq!(sources.len(), dues.len(), "every due reward has its own id");
+        let small = due_rewards(&ctx, &invoice(40, 0));
+        assert_eq!(
+            small.iter().map(|d| d.amount).collect::<Vec<_>>(),
+            [50],
+            "1 % of 40 rounds to 0: nothing"
+        );
+    }
+
+    #[test]
+    fn verified_and_signup_rules_fire_once() {
+        let program = program(json!({"name": "Once", "currency": "USD", "rewards": [
+            {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 100},
+            {"recipient": "referrer", "trigger": "verified", "kind": "cash", "amount": 200}
+        ]}));
+        let mut relation = relation();
+        relation.fired_rules = vec!["referee.signup".into(), "referrer.verified".into()];
+        let ctx = Context {
+            verified: true,
+            ..context(&program, &relation)
+        };
+        assert!(due_rewards(&ctx, &Event::Signup).is_empty());
+        assert!(due_rewards(&ctx, &Event::Verified).is_empty());
+        assert!(
+            due_rewards(&ctx, &Event::Completion).is_empty(),
+            "nothing outstanding"
+        );
+        assert!(
+            due_rewards(&ctx, &invoice(100, 0)).is_empty(),
+            "no invoice rules"
+        );
+    }
+
+    #[test]
     fn statuses_follow_holds_and_delivery() {
         assert_eq!(
             status_for(&[], Delivery::BillingCredit),

@@ -730,3 +730,90 @@ async fn events_validate_their_input() {
     assert_error(&answer, 400, "invalid_request");
     assert_eq!(answer.1["error"]["field"], "outcome");
 }
+
+#[tokio::test]
+async fn pending_rewards_wait_in_the_sparse_index_for_billing() {
+    use referral::store::ReferralStore;
+    let api = Api::new().await;
+    program(&api, json!({"name": "Gated", "currency": "USD", "requires_verification": true, "rewards": [
+        {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
+        {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 300, "delivery": "payout"}
+    ]}))
+    .await;
+    let code = code_of(&api, "alice").await;
+    signed_up(&api, json!({"code": code, "referred_user_id": "bob"})).await;
+    let pending_here = || async {
+        let all = api.store.pending_rewards(1000).await.unwrap();
+        all.into_iter()
+            .filter(|r| r.tenant == api.tenant)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        pending_here().await.is_empty(),
+        "held rewards are not awaiting billing"
+    );
+    let (status, _) = service(
+        &api,
+        Method::POST,
+        "/v1/events/verifications",
+        json!({"event_id": "ok", "user_id": "bob", "outcome": "succeeded"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let pending = pending_here().await;
+    assert_eq!(
+        pending.len(),
+        1,
+        "only the billing-credit reward, not the payout one: {pending:?}"
+    );
+    assert_eq!(
+        (
+            pending[0].user_id.as_str(),
+            pending[0].amount,
+            pending[0].status
+        ),
+        ("bob", 1000, RewardStatus::Pending)
+    );
+    assert_balances_match_ledger(&api, "alice").await;
+}
+
+#[tokio::test]
+async fn sign_ups_and_invoices_cost_one_round_of_reads_and_one_transaction() {
+    let api = Api::new().await;
+    program(&api, json!({"name": "Budget", "currency": "USD", "rewards": [
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 10, "delivery": "payout"}
+    ]}))
+    .await;
+    let code = code_of(&api, "alice").await;
+    let sorted = |mut ops: Vec<String>| {
+        ops.sort();
+        ops
+    };
+    api.round_trips.take();
+    signed_up(&api, json!({"code": code, "referred_user_id": "bob"})).await;
+    // In parallel: the code, the programs, the referee's promoter guard; then the transaction.
+    assert_eq!(
+        sorted(api.round_trips.take()),
+        ["GetItem", "GetItem", "Query", "TransactWriteItems"]
+    );
+    invoice(
+        &api,
+        json!({"event_id": "i1", "user_id": "bob", "amount_paid": 1000, "currency": "USD"}),
+    )
+    .await;
+    // In parallel: the user's relations, the programs, their promoter guard; then the transaction.
+    assert_eq!(
+        sorted(api.round_trips.take()),
+        ["GetItem", "Query", "Query", "TransactWriteItems"]
+    );
+    invoice(
+        &api,
+        json!({"event_id": "i1", "user_id": "bob", "amount_paid": 1000, "currency": "USD"}),
+    )
+    .await;
+    // A replay: the same, the transaction refused on the event record, which is then read.
+    assert_eq!(
+        sorted(api.round_trips.take()),
+        ["GetItem", "GetItem", "Query", "Query", "TransactWriteItems"]
+    );
+}
