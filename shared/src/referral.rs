@@ -714,37 +714,47 @@ pub async fn record_invoice(
                 .sum(),
             rewards: plan.rewards.clone(),
         };
-        plan.event = Some(EventRecord {
-            tenant: tenant.to_owned(),
-            kind: "invoice",
-            event_id: event.clone(),
-            response: serde_json::to_string(&outcome).map_err(Error::internal)?,
-        });
-        match store.apply(&plan).await? {
-            Committed::Done => return Ok(outcome),
-            // A replay: the event's record holds the first answer.
-            Committed::EventSeen => return replayed(store, tenant, "invoice", &event).await,
-            Committed::Stale => continue,
-            Committed::RelationTaken | Committed::CodeRefused => {
-                return Err(Error::internal("an invoice plan was refused"));
-            }
+        if let Some(answer) = commit_event(store, plan, tenant, "invoice", &event, outcome).await? {
+            return Ok(answer);
         }
     }
     Err(Error::Conflict("the relation is changing; retry".into()))
 }
 
-/// The answer recorded for an event already processed.
-async fn replayed<T: serde::de::DeserializeOwned>(
+/// Applies an event's plan with the event's record holding `answer`. `Some(answer)` when it was
+/// written; for a replay, `Some` of the answer the record holds; `None` when something read has
+/// changed (decide again).
+async fn commit_event<T: Serialize + serde::de::DeserializeOwned>(
     store: &impl ReferralStore,
+    mut plan: Plan,
     tenant: &str,
-    kind: &str,
+    kind: &'static str,
     event: &str,
-) -> Result<T> {
-    let stored = store
-        .event_response(tenant, kind, event)
-        .await?
-        .ok_or_else(|| Error::internal(format!("{kind} event {event} has no record")))?;
-    serde_json::from_str(&stored).map_err(Error::internal)
+    answer: T,
+) -> Result<Option<T>> {
+    plan.event = Some(EventRecord {
+        tenant: tenant.to_owned(),
+        kind,
+        event_id: event.to_owned(),
+        response: serde_json::to_string(&answer).map_err(Error::internal)?,
+    });
+    match store.apply(&plan).await? {
+        Committed::Done => Ok(Some(answer)),
+        // A replay: the event's record holds the first answer.
+        Committed::EventSeen => {
+            let stored = store
+                .event_response(tenant, kind, event)
+                .await?
+                .ok_or_else(|| Error::internal(format!("{kind} event {event} has no record")))?;
+            serde_json::from_str(&stored)
+                .map(Some)
+                .map_err(Error::internal)
+        }
+        Committed::Stale => Ok(None),
+        Committed::RelationTaken | Committed::CodeRefused => {
+            Err(Error::internal(format!("a {kind} plan was refused")))
+        }
+    }
 }
 
 enum Paid {
@@ -894,19 +904,10 @@ pub async fn record_verification(
             rewards: plan.rewards.clone(),
             released: plan.releases.clone(),
         };
-        plan.event = Some(EventRecord {
-            tenant: tenant.to_owned(),
-            kind: "verification",
-            event_id: event.clone(),
-            response: serde_json::to_string(&result).map_err(Error::internal)?,
-        });
-        match store.apply(&plan).await? {
-            Committed::Done => return Ok(result),
-            Committed::EventSeen => return replayed(store, tenant, "verification", &event).await,
-            Committed::Stale => continue,
-            Committed::RelationTaken | Committed::CodeRefused => {
-                return Err(Error::internal("a verification plan was refused"));
-            }
+        if let Some(answer) =
+            commit_event(store, plan, tenant, "verification", &event, result).await?
+        {
+            return Ok(answer);
         }
     }
     Err(Error::Conflict("the relation is changing; retry".into()))

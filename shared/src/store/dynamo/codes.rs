@@ -1,13 +1,11 @@
 //! Referral codes in the single table: one item per code, keyed by the code alone, so public
 //! look-ups and clicks need nothing but the code.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
 
 use super::promoters::PROMOTER_ENTITY;
-use super::{DynamoStore, Item, entity_item, from_item, key_item, number, sdk_error, string};
+use super::{DynamoStore, Item, conditional, entity_item, from_item, key_item, number, string};
 use crate::clock;
 use crate::code::ReferralCode;
 use crate::error::{Error, Result};
@@ -57,18 +55,7 @@ impl CodeStore for DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(sdk_error("PutItem", error)),
-        }
+        Ok(conditional("PutItem", result)?.is_some())
     }
 
     async fn set_code_active(
@@ -91,17 +78,9 @@ impl CodeStore for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => output.attributes.map(parse).transpose(),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(sdk_error("UpdateItem", error)),
+        match conditional("UpdateItem", result)? {
+            Some(output) => output.attributes.map(parse).transpose(),
+            None => Ok(None),
         }
     }
 
@@ -117,18 +96,7 @@ impl CodeStore for DynamoStore {
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(sdk_error("UpdateItem", error)),
-        }
+        Ok(conditional("UpdateItem", result)?.is_some())
     }
 
     async fn codes_of(&self, tenant: &str, user: &str) -> Result<Vec<CodeItem>> {

@@ -2,11 +2,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
 use futures::{StreamExt, TryStreamExt};
 
-use super::{DynamoStore, Item, entity_item, from_item, key_item, sdk_error, string};
+use super::{DynamoStore, Item, conditional, entity_item, from_item, key_item, sdk_error, string};
 use crate::error::{Error, Result};
 use crate::invitation::Invitation;
 use crate::keys;
@@ -34,18 +33,10 @@ impl DynamoStore {
             .return_values(ReturnValue::None)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Invited::Saved),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(Invited::TakenByAnother)
-            }
-            Err(error) => Err(sdk_error("PutItem", error)),
-        }
+        Ok(match conditional("PutItem", result)? {
+            Some(_) => Invited::Saved,
+            None => Invited::TakenByAnother,
+        })
     }
 }
 

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use base64::Engine;
@@ -79,18 +78,7 @@ impl DynamoStore {
             .set_expression_attribute_values(put.expression_attribute_values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(sdk_error("PutItem", error)),
-        }
+        Ok(conditional("PutItem", result)?.is_some())
     }
 
     /// A `Delete` of the guard `key`, only while it still belongs to `owner_id`.
@@ -281,6 +269,26 @@ fn cancellation(error: SdkError<TransactWriteItemsError>) -> Result<Outcome> {
         "TransactWriteItems: {}",
         DisplayErrorContext(&error)
     )))
+}
+
+/// The outcome of a conditional write: `Some(output)`, or `None` when its condition failed.
+fn conditional<T, E>(
+    operation: &str,
+    result: std::result::Result<T, SdkError<E>>,
+) -> Result<Option<T>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(error)
+            if error.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(sdk_error(operation, error)),
+    }
 }
 
 fn sdk_error<E>(operation: &str, error: SdkError<E>) -> Error

@@ -1,14 +1,12 @@
 //! Programs in the single table: one item per program plus its name guard.
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
 use super::{
-    DynamoStore, Item, Outcome, decode_cursor, encode_cursor, entity_item, from_item, guard_item,
-    key_item, number, sdk_error, string,
+    DynamoStore, Item, Outcome, conditional, decode_cursor, encode_cursor, entity_item, from_item,
+    guard_item, key_item, number, sdk_error, string,
 };
 use crate::error::{Error, Result};
 use crate::keys;
@@ -157,18 +155,10 @@ impl ProgramStore for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => output.attributes.map(from_item).transpose(),
-            Err(error) => match error.into_service_error() {
-                // Absent (404) or archived already (answered as it is).
-                UpdateItemError::ConditionalCheckFailedException(_) => {
-                    self.get_program(tenant, id).await
-                }
-                other => Err(Error::internal(format!(
-                    "UpdateItem: {}",
-                    DisplayErrorContext(&other)
-                ))),
-            },
+        match conditional("UpdateItem", result)? {
+            Some(output) => output.attributes.map(from_item).transpose(),
+            // Absent (404) or archived already (answered as it is).
+            None => self.get_program(tenant, id).await,
         }
     }
 }
