@@ -21,6 +21,8 @@ use crate::auth::{Principal, Role, TokenVerifier};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::page::{ListQuery, PageRequest};
+use crate::ledger::Reward;
+use crate::queue::BillingQueue;
 use crate::store::DynamoStore;
 
 /// Request bodies larger than this are refused with 413 `payload_too_large`.
@@ -34,6 +36,8 @@ pub struct Services {
     pub config: Config,
     pub store: DynamoStore,
     pub tokens: TokenVerifier,
+    /// The billing-credit producer, when `QUEUE_URL` is set.
+    pub queue: Option<BillingQueue>,
 }
 
 impl Deref for AppState {
@@ -48,15 +52,33 @@ impl AppState {
     /// Loads the AWS configuration (honouring `AWS_ENDPOINT_URL`) and builds the clients.
     pub async fn load(config: Config) -> Self {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::with_dynamodb(config, aws_sdk_dynamodb::Client::new(&sdk))
+        let sqs = config.queue_url.as_ref().map(|_| aws_sdk_sqs::Client::new(&sdk));
+        Self::new(config, aws_sdk_dynamodb::Client::new(&sdk), sqs)
     }
 
-    pub fn with_dynamodb(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
+    /// The state over given clients; the queue exists when `config.queue_url` and `sqs` do.
+    pub fn new(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: Option<aws_sdk_sqs::Client>,
+    ) -> Self {
+        let queue = match (&config.queue_url, sqs) {
+            (Some(url), Some(client)) => Some(BillingQueue::new(client, url)),
+            _ => None,
+        };
         AppState(Arc::new(Services {
             store: DynamoStore::new(dynamodb, &config.table_name),
             tokens: TokenVerifier::new(&config.jwt_secret),
             config,
+            queue,
         }))
+    }
+
+    /// Hands the `pending` rewards among `rewards` to the billing queue (if any).
+    pub async fn deliver<'a>(&self, rewards: impl IntoIterator<Item = &'a Reward>) {
+        if let Some(queue) = &self.queue {
+            queue.enqueue(rewards).await;
+        }
     }
 }
 

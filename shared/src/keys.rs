@@ -164,6 +164,14 @@ pub fn undelivered_reward(updated: &str, reward_id: &str) -> (String, String) {
 /// The GSI2 partition of rewards awaiting delivery to billing.
 pub const UNDELIVERED_REWARDS: &str = "REWARD#PENDING";
 
+/// GSI2 key of a reward billing refused or that ran out of retries: a tenant's failed rewards.
+pub fn failed_reward(tenant_id: &str, reward_id: &str) -> (String, String) {
+    (
+        format!("{}#REWARDS#FAILED", tenant(tenant_id)),
+        reward_id.to_owned(),
+    )
+}
+
 /// The record of a processed event (`kind`: `invoice`, `verification`), for idempotency.
 pub fn event(tenant_id: &str, kind: &str, event_id: &str) -> Key {
     Key {

@@ -45,7 +45,13 @@ pub struct Reward {
     pub user_id: String,
     pub recipient: Recipient,
     pub program_id: String,
+    /// The program's name when the reward was earned (for the billing system).
+    #[serde(default)]
+    pub program_name: Option<String>,
     pub referral_id: Option<String>,
+    /// The relation's referrer (seed 000's `user_indicator_hash`).
+    #[serde(default)]
+    pub referrer_user_id: Option<String>,
     pub code: Option<String>,
     pub kind: RewardKind,
     /// Minor units (cash) or points.
@@ -58,7 +64,11 @@ pub struct Reward {
     /// Why: the trigger (`signup`, `verified`, `paid_threshold`, `each_invoice`) or
     /// `completed_by_admin`.
     pub reason: String,
+    /// Why the last delivery attempt failed, if it did.
     pub last_error: Option<String>,
+    /// Delivery attempts to the billing system so far.
+    #[serde(default)]
+    pub attempts: u32,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
     #[serde(with = "rfc3339")]

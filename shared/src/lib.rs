@@ -3,6 +3,7 @@
 //! shares. Handlers in `functions/*` stay thin: authenticate, parse, call one operation here.
 
 pub mod auth;
+pub mod billing;
 pub mod clock;
 pub mod code;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod ledger;
 pub mod page;
 pub mod program;
 pub mod promoter;
+pub mod queue;
 pub mod referral;
 pub mod rules;
 pub mod store;

@@ -719,7 +719,9 @@ mod tests {
             user_id: "u1".into(),
             recipient: Recipient::Referrer,
             program_id: "p".into(),
+            program_name: None,
             referral_id: None,
+            referrer_user_id: None,
             code: None,
             kind,
             amount,
@@ -729,6 +731,7 @@ mod tests {
             holds: Vec::new(),
             reason: "each_invoice".into(),
             last_error: None,
+            attempts: 0,
             created,
             updated: created,
         }

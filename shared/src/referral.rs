@@ -321,6 +321,7 @@ fn referrer_commission(program: &Program) -> Option<f64> {
 /// Turns due rewards into ledger entries, records them on the relation and in the plan.
 fn book(
     dues: Vec<Due>,
+    program: &Program,
     relation: &mut Referral,
     referee_promoter: Option<&str>,
     plan: &mut Plan,
@@ -333,7 +334,9 @@ fn book(
             user_id: due.user_id.clone(),
             recipient: due.recipient,
             program_id: relation.program_id.clone(),
+            program_name: Some(program.name.clone()),
             referral_id: Some(relation.id.clone()),
+            referrer_user_id: Some(relation.referrer_user_id.clone()),
             code: relation.code.clone(),
             kind: due.kind,
             amount: due.amount,
@@ -343,6 +346,7 @@ fn book(
             holds: due.holds.clone(),
             reason: due.reason.to_owned(),
             last_error: None,
+            attempts: 0,
             created: now,
             updated: now,
         };
@@ -515,6 +519,7 @@ pub async fn register_referral(
         let dues = rules::due_rewards(&context, &Event::Signup);
         book(
             dues,
+            &program,
             &mut relation,
             referee_promoter.as_deref(),
             &mut plan,
@@ -702,7 +707,7 @@ pub async fn record_invoice(
             ) {
                 next.status = ReferralStatus::Converted;
             }
-            book(dues, &mut next, referee_promoter.as_deref(), &mut plan, now);
+            book(dues, program, &mut next, referee_promoter.as_deref(), &mut plan, now);
             plan.relations.push(RelationWrite::Replace(next));
         }
         let outcome = InvoiceOutcome {
@@ -860,7 +865,7 @@ pub async fn record_verification(
                 now,
             };
             let dues = rules::due_rewards(&context, &Event::Verified);
-            book(dues, &mut next, referee_promoter.as_deref(), &mut plan, now);
+            book(dues, program, &mut next, referee_promoter.as_deref(), &mut plan, now);
             let promoters = (
                 Some(relation.referrer_promoter_code.as_str()),
                 referee_promoter.as_deref(),
@@ -976,7 +981,7 @@ pub async fn complete_referral(
         next.version += 1;
         next.updated = now;
         let mut plan = Plan::default();
-        book(dues, &mut next, referee_promoter.as_deref(), &mut plan, now);
+        book(dues, &program, &mut next, referee_promoter.as_deref(), &mut plan, now);
         plan.relations.push(RelationWrite::Replace(next.clone()));
         match store.apply(&plan).await? {
             Committed::Done => {

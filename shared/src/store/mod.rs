@@ -398,3 +398,57 @@ pub trait InvitationStore: Send + Sync {
         email: &str,
     ) -> impl Future<Output = Result<Option<String>>> + Send;
 }
+
+/// Whether a reward may be delivered now.
+#[derive(Debug, PartialEq)]
+pub enum Claim {
+    /// Claimed for `lease`: deliver it.
+    Deliver(Reward),
+    /// Credited or failed already: nothing to do.
+    Settled,
+    /// Another delivery holds it: try later.
+    Busy,
+    /// No such reward.
+    Missing,
+}
+
+pub trait BillingStore: Send + Sync {
+    /// Claims a `pending` reward for delivery until `now + lease`, so that duplicates of its
+    /// message call billing once. One `UpdateItem` (+ one `GetItem` when refused).
+    fn claim(
+        &self,
+        tenant: &str,
+        user: &str,
+        reward_id: &str,
+        now: OffsetDateTime,
+        lease: time::Duration,
+    ) -> impl Future<Output = Result<Claim>> + Send;
+
+    /// Billing accepted it: `credited`, out of the undelivered index. Once.
+    fn mark_credited(&self, reward: &Reward, now: OffsetDateTime) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Billing refused it, or retries ran out: `failed` with `error`, in the tenant's failed index.
+    fn mark_failed(
+        &self,
+        reward: &Reward,
+        error: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// An attempt failed and will be retried: records the error and frees the claim.
+    fn record_attempt(&self, reward: &Reward, error: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Rewards `pending` since before `before`, oldest first, at most `limit`.
+    fn undelivered_before(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
+
+    /// The tenant's failed rewards.
+    fn failed_rewards(&self, tenant: &str, page: &PageRequest) -> impl Future<Output = Result<Page<Reward>>> + Send;
+
+    /// A failed reward back to `pending` (and into the undelivered index); `false` if it is not
+    /// failed (anymore).
+    fn requeue(&self, reward: &Reward, now: OffsetDateTime) -> impl Future<Output = Result<bool>> + Send;
+}

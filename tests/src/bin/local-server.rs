@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "LANDING_URL" => env(name).or_else(|| Some(DEV_LANDING_URL.to_owned())),
         other => env(other),
     })?;
-    let app = local_stack::app(AppState::with_dynamodb(config, dynamodb));
+    let app = local_stack::app(AppState::new(config, dynamodb, None));
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
 
     println!(

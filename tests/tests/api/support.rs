@@ -109,7 +109,7 @@ pub struct Api {
 impl Api {
     pub async fn new() -> Api {
         let round_trips = RoundTrips::default();
-        let state = AppState::with_dynamodb(config(), dynamodb(&round_trips).await);
+        let state = AppState::new(config(), dynamodb(&round_trips).await, None);
         round_trips.take();
         Api {
             store: state.store.clone(),
@@ -267,7 +267,9 @@ pub mod seed {
             user_id: user.to_owned(),
             recipient: Recipient::Referrer,
             program_id: "program".into(),
+            program_name: None,
             referral_id: None,
+            referrer_user_id: None,
             code: None,
             kind: RewardKind::Cash,
             amount,
@@ -277,6 +279,7 @@ pub mod seed {
             holds: Vec::new(),
             reason: "each_invoice".into(),
             last_error: None,
+            attempts: 0,
             created,
             updated: created,
         }

@@ -364,6 +364,7 @@ fn decode_cursor(cursor: &str, expected_prefix: &str) -> Result<String> {
         .ok_or_else(|| Error::invalid("cursor", "is not a cursor this list returned"))
 }
 
+mod billing;
 mod codes;
 mod invitations;
 mod programs;

@@ -1,0 +1,182 @@
+//! The billing consumer (seed 000's callback): each SQS message names a `pending` reward; it is
+//! POSTed to the billing system as JSON with `Idempotency-Key: <reward id>` and a timestamped
+//! HMAC-SHA256 signature. 2xx marks the reward `credited`; 408, 429, 5xx and timeouts are
+//! reported as batch item failures (SQS retries, then moves the message to the dead-letter queue,
+//! and the last attempt marks the reward `failed`); any other answer marks it `failed` at once.
+//! Messages of one batch are delivered concurrently.
+//!
+//! Per message: 1 `UpdateItem` (claim) + the callback + 1 `UpdateItem` (credited or failed).
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use referral::billing::{self, CreditMessage, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Verdict};
+use referral::error::{Error, Result};
+use referral::store::{BillingStore, Claim};
+
+/// The consumer's configuration (environment variables).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `BILLING_CALLBACK_URL`: may contain `{user_id}`.
+    pub callback_url: String,
+    /// `BILLING_SIGNING_SECRET`.
+    pub signing_secret: String,
+    /// `BILLING_TIMEOUT_MS` (default 5000): the whole callback, connecting included.
+    pub timeout: Duration,
+    /// `MAX_RECEIVE_COUNT` (default 5): the queue's redrive limit; the attempt that reaches it
+    /// marks the reward `failed`.
+    pub max_receive_count: u32,
+}
+
+impl Settings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &str| {
+            get(name).ok_or_else(|| Error::internal(format!("configuration: {name} is not set")))
+        };
+        let number = |name: &str, default: u64| -> Result<u64> {
+            get(name).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| Error::internal(format!("configuration: {name} is not a number")))
+            })
+        };
+        Ok(Settings {
+            callback_url: required("BILLING_CALLBACK_URL")?,
+            signing_secret: required("BILLING_SIGNING_SECRET")?,
+            timeout: Duration::from_millis(number("BILLING_TIMEOUT_MS", 5000)?),
+            max_receive_count: number("MAX_RECEIVE_COUNT", 5)? as u32,
+        })
+    }
+}
+
+pub struct Consumer<S> {
+    store: S,
+    http: reqwest::Client,
+    settings: Settings,
+}
+
+/// What became of one message.
+#[derive(Debug, PartialEq, Eq)]
+enum Done {
+    /// Delete it: delivered, refused for good, or nothing to do.
+    Acknowledge,
+    /// Report it as a batch item failure: SQS delivers it again (or moves it to the DLQ).
+    Retry,
+}
+
+impl<S: BillingStore> Consumer<S> {
+    /// Built once per cold start: the HTTP client keeps its connections and TLS set-up.
+    pub fn new(store: S, settings: Settings) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.timeout.min(Duration::from_secs(2)))
+            .timeout(settings.timeout)
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Consumer {
+            store,
+            http,
+            settings,
+        }
+    }
+
+    /// Delivers a batch concurrently; answers the ids of the messages to retry.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let outcomes = futures::future::join_all(event.records.iter().map(|m| self.deliver(m))).await;
+        let mut response = SqsBatchResponse::default();
+        for (message, done) in event.records.iter().zip(outcomes) {
+            if done == Done::Retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message.message_id.clone().unwrap_or_default();
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    async fn deliver(&self, message: &SqsMessage) -> Done {
+        let id = message.message_id.as_deref().unwrap_or("?");
+        let Some(credit) = message
+            .body
+            .as_deref()
+            .and_then(|body| serde_json::from_str::<CreditMessage>(body).ok())
+        else {
+            tracing::error!(message_id = id, "malformed billing message: retried until it reaches the dead-letter queue");
+            return Done::Retry;
+        };
+        match self.attempt(&credit, receive_count(message)).await {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!(message_id = id, reward = %credit.reward_id, %error, "billing delivery failed");
+                Done::Retry
+            }
+        }
+    }
+
+    async fn attempt(&self, credit: &CreditMessage, receive_count: u32) -> Result<Done> {
+        let now = referral::clock::now();
+        let lease = time::Duration::try_from(self.settings.timeout).unwrap_or(time::Duration::SECOND * 5)
+            + time::Duration::SECOND * 5;
+        let reward = match self
+            .store
+            .claim(&credit.tenant, &credit.user_id, &credit.reward_id, now, lease)
+            .await?
+        {
+            Claim::Deliver(reward) => reward,
+            Claim::Settled | Claim::Missing => return Ok(Done::Acknowledge),
+            Claim::Busy => return Ok(Done::Retry),
+        };
+        // The stored reward is the truth: send what it says.
+        let body = serde_json::to_vec(&CreditMessage::of(&reward)).map_err(Error::internal)?;
+        let signature = billing::sign(&self.settings.signing_secret, now.unix_timestamp(), &body);
+        let verdict = match self
+            .http
+            .post(billing::callback_url(&self.settings.callback_url, &reward.user_id))
+            .header("content-type", "application/json")
+            .header(IDEMPOTENCY_HEADER, &reward.id)
+            .header(SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                billing::classify(status, &response.text().await.unwrap_or_default())
+            }
+            Err(error) if error.is_timeout() => Verdict::Retry("billing timed out".into()),
+            Err(_) => Verdict::Retry("billing unreachable".into()),
+        };
+        let now = referral::clock::now();
+        Ok(match verdict {
+            Verdict::Credited => {
+                self.store.mark_credited(&reward, now).await?;
+                tracing::info!(reward = %reward.id, "credited by billing");
+                Done::Acknowledge
+            }
+            Verdict::Refused(error) => {
+                self.store.mark_failed(&reward, &error, now).await?;
+                tracing::warn!(reward = %reward.id, %error, "refused by billing");
+                Done::Acknowledge
+            }
+            Verdict::Retry(error) if receive_count >= self.settings.max_receive_count => {
+                let error = format!("{error} (attempt {receive_count}, the last)");
+                self.store.mark_failed(&reward, &error, now).await?;
+                tracing::warn!(reward = %reward.id, %error, "out of retries: to the dead-letter queue");
+                Done::Retry
+            }
+            Verdict::Retry(error) => {
+                self.store.record_attempt(&reward, &error).await?;
+                tracing::info!(reward = %reward.id, %error, receive_count, "will retry");
+                Done::Retry
+            }
+        })
+    }
+}
+
+/// How often SQS has delivered this message (1 the first time).
+fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}

@@ -1,0 +1,209 @@
+//! Delivery state of rewards: claims, credited and failed marks, and the two sparse indexes
+//! (undelivered rewards, a tenant's failed rewards).
+
+use aws_sdk_dynamodb::types::ReturnValue;
+use time::OffsetDateTime;
+
+use super::{DynamoStore, conditional, decode_cursor, encode_cursor, from_item, key_item, number, sdk_error, string};
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::ledger::{Reward, RewardStatus};
+use crate::page::{Page, PageRequest};
+use crate::store::{BillingStore, Claim};
+
+fn reward_key(reward: &Reward) -> keys::Key {
+    keys::reward(&reward.tenant, &reward.user_id, &reward.id)
+}
+
+impl DynamoStore {
+    /// An `UpdateItem` of a reward under `condition` (with `#status` and `:`-values); `false`
+    /// when the condition failed.
+    async fn update_reward(
+        &self,
+        reward: &Reward,
+        expression: &str,
+        condition: &str,
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+    ) -> Result<bool> {
+        let mut update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(&reward_key(reward))))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status");
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        Ok(conditional("UpdateItem", update.send().await)?.is_some())
+    }
+}
+
+impl BillingStore for DynamoStore {
+    async fn claim(
+        &self,
+        tenant: &str,
+        user: &str,
+        reward_id: &str,
+        now: OffsetDateTime,
+        lease: time::Duration,
+    ) -> Result<Claim> {
+        let key = keys::reward(tenant, user, reward_id);
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(&key)))
+            .update_expression("SET claimed_until = :until ADD attempts :one")
+            .condition_expression(
+                "#status = :pending AND (attribute_not_exists(claimed_until) OR claimed_until < :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", string(RewardStatus::Pending.as_str()))
+            .expression_attribute_values(":now", string(clock::format(now)))
+            .expression_attribute_values(":until", string(clock::format(now + lease)))
+            .expression_attribute_values(":one", number(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        if let Some(output) = conditional("UpdateItem", result)? {
+            return from_item(output.attributes.unwrap_or_default()).map(Claim::Deliver);
+        }
+        let Some(item) = self.get(&key).await? else {
+            return Ok(Claim::Missing);
+        };
+        let reward: Reward = from_item(item)?;
+        Ok(if reward.status == RewardStatus::Pending {
+            Claim::Busy
+        } else {
+            Claim::Settled
+        })
+    }
+
+    async fn mark_credited(&self, reward: &Reward, now: OffsetDateTime) -> Result<bool> {
+        self.update_reward(
+            reward,
+            "SET #status = :credited, updated = :now, last_error = :none REMOVE GSI2PK, GSI2SK, claimed_until",
+            "#status = :pending",
+            vec![
+                (":credited", string(RewardStatus::Credited.as_str())),
+                (":pending", string(RewardStatus::Pending.as_str())),
+                (":now", string(clock::format(now))),
+                (":none", aws_sdk_dynamodb::types::AttributeValue::Null(true)),
+            ],
+        )
+        .await
+    }
+
+    async fn mark_failed(&self, reward: &Reward, error: &str, now: OffsetDateTime) -> Result<bool> {
+        let (pk, sk) = keys::failed_reward(&reward.tenant, &reward.id);
+        self.update_reward(
+            reward,
+            "SET #status = :failed, updated = :now, last_error = :error, GSI2PK = :pk, GSI2SK = :sk REMOVE claimed_until",
+            "#status = :pending",
+            vec![
+                (":failed", string(RewardStatus::Failed.as_str())),
+                (":pending", string(RewardStatus::Pending.as_str())),
+                (":now", string(clock::format(now))),
+                (":error", string(error)),
+                (":pk", string(pk)),
+                (":sk", string(sk)),
+            ],
+        )
+        .await
+    }
+
+    async fn record_attempt(&self, reward: &Reward, error: &str) -> Result<()> {
+        self.update_reward(
+            reward,
+            "SET last_error = :error REMOVE claimed_until",
+            "#status = :pending",
+            vec![
+                (":error", string(error)),
+                (":pending", string(RewardStatus::Pending.as_str())),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn undelivered_before(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Reward>> {
+        let output = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI2)
+            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .expression_attribute_names("#pk", keys::GSI2PK)
+            .expression_attribute_names("#sk", keys::GSI2SK)
+            .expression_attribute_values(":pk", string(keys::UNDELIVERED_REWARDS))
+            .expression_attribute_values(":before", string(clock::format(before)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|error| sdk_error("Query", error))?;
+        output.items.unwrap_or_default().into_iter().map(from_item).collect()
+    }
+
+    async fn failed_rewards(&self, tenant: &str, page: &PageRequest) -> Result<Page<Reward>> {
+        let (partition, _) = keys::failed_reward(tenant, "");
+        let start = match &page.cursor {
+            Some(cursor) => {
+                let decoded = decode_cursor(cursor, "")?;
+                let (user, id) = decoded
+                    .split_once('#')
+                    .ok_or_else(|| Error::invalid("cursor", "is not a cursor this list returned"))?;
+                let mut key = key_item(&keys::reward(tenant, user, id));
+                key.insert(keys::GSI2PK.to_owned(), string(&partition));
+                key.insert(keys::GSI2SK.to_owned(), string(id));
+                Some(key)
+            }
+            None => None,
+        };
+        let output = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI2)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::GSI2PK)
+            .expression_attribute_values(":pk", string(&partition))
+            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| sdk_error("Query", error))?;
+        let mut items: Vec<Reward> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_>>()?;
+        let next_cursor = (items.len() > page.limit).then(|| {
+            items.truncate(page.limit);
+            let last = &items[page.limit - 1];
+            encode_cursor(&format!("{}#{}", last.user_id, last.id))
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn requeue(&self, reward: &Reward, now: OffsetDateTime) -> Result<bool> {
+        let now_text = clock::format(now);
+        let (pk, sk) = keys::undelivered_reward(&now_text, &reward.id);
+        self.update_reward(
+            reward,
+            "SET #status = :pending, updated = :now, GSI2PK = :pk, GSI2SK = :sk",
+            "#status = :failed",
+            vec![
+                (":pending", string(RewardStatus::Pending.as_str())),
+                (":failed", string(RewardStatus::Failed.as_str())),
+                (":now", string(now_text)),
+                (":pk", string(pk)),
+                (":sk", string(sk)),
+            ],
+        )
+        .await
+    }
+}
