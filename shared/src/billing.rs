@@ -153,7 +153,10 @@ pub async fn reward_by_id(store: &impl ReferralStore, tenant: &str, id: &str) ->
     if !crate::id::is_id(relation_id) {
         return Err(not_found());
     }
-    let relation = store.relation_by_id(tenant, relation_id).await?.ok_or_else(not_found)?;
+    let relation = store
+        .relation_by_id(tenant, relation_id)
+        .await?
+        .ok_or_else(not_found)?;
     store
         .relation_rewards(&relation)
         .await?
@@ -177,7 +180,9 @@ pub async fn retry_reward(
     }
     let now = crate::clock::now();
     if !store.requeue(&reward, now).await? {
-        return Err(Error::Conflict(format!("reward {id} changed meanwhile; retry")));
+        return Err(Error::Conflict(format!(
+            "reward {id} changed meanwhile; retry"
+        )));
     }
     Ok(Reward {
         status: RewardStatus::Pending,
@@ -228,19 +233,47 @@ mod tests {
         assert!(header.starts_with("t=1800000000,v1="));
         assert_eq!(header.len(), "t=1800000000,v1=".len() + 64);
         assert!(verify_signature("secret-1", &header, body, 1_800_000_100));
-        assert!(!verify_signature("secret-2", &header, body, 1_800_000_100), "other secret");
-        assert!(!verify_signature("secret-1", &header, b"{\"amount\":5000}", 1_800_000_100), "other body");
-        assert!(!verify_signature("secret-1", &header, body, 1_800_000_301), "too old");
-        assert!(!verify_signature("secret-1", "t=1800000000", body, 1_800_000_000));
-        assert!(!verify_signature("secret-1", "garbage", body, 1_800_000_000));
+        assert!(
+            !verify_signature("secret-2", &header, body, 1_800_000_100),
+            "other secret"
+        );
+        assert!(
+            !verify_signature("secret-1", &header, b"{\"amount\":5000}", 1_800_000_100),
+            "other body"
+        );
+        assert!(
+            !verify_signature("secret-1", &header, body, 1_800_000_301),
+            "too old"
+        );
+        assert!(!verify_signature(
+            "secret-1",
+            "t=1800000000",
+            body,
+            1_800_000_000
+        ));
+        assert!(!verify_signature(
+            "secret-1",
+            "garbage",
+            body,
+            1_800_000_000
+        ));
         let forged = header.replace("t=1800000000", "t=1800000001");
-        assert!(!verify_signature("secret-1", &forged, body, 1_800_000_001), "timestamp is signed");
+        assert!(
+            !verify_signature("secret-1", &forged, body, 1_800_000_001),
+            "timestamp is signed"
+        );
     }
 
     #[test]
     fn the_callback_url_takes_the_user_id() {
-        assert_eq!(callback_url("https://billing/credit/{user_id}", "u 1/2"), "https://billing/credit/u%201%2F2");
-        assert_eq!(callback_url("https://billing/credit", "u1"), "https://billing/credit");
+        assert_eq!(
+            callback_url("https://billing/credit/{user_id}", "u 1/2"),
+            "https://billing/credit/u%201%2F2"
+        );
+        assert_eq!(
+            callback_url("https://billing/credit", "u1"),
+            "https://billing/credit"
+        );
     }
 
     #[test]
@@ -248,12 +281,20 @@ mod tests {
         assert_eq!(classify(200, ""), Verdict::Credited);
         assert_eq!(classify(204, ""), Verdict::Credited);
         for retry in [408, 429, 500, 502, 503, 504] {
-            assert!(matches!(classify(retry, "busy"), Verdict::Retry(_)), "{retry}");
+            assert!(
+                matches!(classify(retry, "busy"), Verdict::Retry(_)),
+                "{retry}"
+            );
         }
         for refused in [400, 401, 403, 404, 409, 422, 301] {
-            assert!(matches!(classify(refused, "no"), Verdict::Refused(_)), "{refused}");
+            assert!(
+                matches!(classify(refused, "no"), Verdict::Refused(_)),
+                "{refused}"
+            );
         }
-        let Verdict::Refused(error) = classify(400, &"x".repeat(1000)) else { panic!() };
+        let Verdict::Refused(error) = classify(400, &"x".repeat(1000)) else {
+            panic!()
+        };
         assert!(error.len() < 400, "the body is cut to an excerpt");
     }
 }

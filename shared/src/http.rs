@@ -20,8 +20,8 @@ use tracing::Instrument;
 use crate::auth::{Principal, Role, TokenVerifier};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::page::{ListQuery, PageRequest};
 use crate::ledger::Reward;
+use crate::page::{ListQuery, PageRequest};
 use crate::queue::BillingQueue;
 use crate::store::DynamoStore;
 
@@ -52,7 +52,10 @@ impl AppState {
     /// Loads the AWS configuration (honouring `AWS_ENDPOINT_URL`) and builds the clients.
     pub async fn load(config: Config) -> Self {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let sqs = config.queue_url.as_ref().map(|_| aws_sdk_sqs::Client::new(&sdk));
+        let sqs = config
+            .queue_url
+            .as_ref()
+            .map(|_| aws_sdk_sqs::Client::new(&sdk));
         Self::new(config, aws_sdk_dynamodb::Client::new(&sdk), sqs)
     }
 

@@ -707,7 +707,14 @@ pub async fn record_invoice(
             ) {
                 next.status = ReferralStatus::Converted;
             }
-            book(dues, program, &mut next, referee_promoter.as_deref(), &mut plan, now);
+            book(
+                dues,
+                program,
+                &mut next,
+                referee_promoter.as_deref(),
+                &mut plan,
+                now,
+            );
             plan.relations.push(RelationWrite::Replace(next));
         }
         let outcome = InvoiceOutcome {
@@ -865,7 +872,14 @@ pub async fn record_verification(
                 now,
             };
             let dues = rules::due_rewards(&context, &Event::Verified);
-            book(dues, program, &mut next, referee_promoter.as_deref(), &mut plan, now);
+            book(
+                dues,
+                program,
+                &mut next,
+                referee_promoter.as_deref(),
+                &mut plan,
+                now,
+            );
             let promoters = (
                 Some(relation.referrer_promoter_code.as_str()),
                 referee_promoter.as_deref(),
@@ -981,7 +995,14 @@ pub async fn complete_referral(
         next.version += 1;
         next.updated = now;
         let mut plan = Plan::default();
-        book(dues, &program, &mut next, referee_promoter.as_deref(), &mut plan, now);
+        book(
+            dues,
+            &program,
+            &mut next,
+            referee_promoter.as_deref(),
+            &mut plan,
+            now,
+        );
         plan.relations.push(RelationWrite::Replace(next.clone()));
         match store.apply(&plan).await? {
             Committed::Done => {

@@ -190,3 +190,103 @@ pub fn token(
         },
     )
 }
+
+/// The local stand-in for Lambda's SQS event source mapping and for a billing system.
+pub mod billing {
+    use std::collections::HashMap;
+
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    use billing_consumer::Consumer;
+    use referral::billing::{SIGNATURE_HEADER, verify_signature};
+    use referral::queue::BillingQueue;
+    use referral::store::BillingStore;
+
+    /// Receives up to ten messages (waiting up to `wait_seconds`), hands them to the consumer as
+    /// one `SqsEvent`, and deletes the ones it did not report as failures, as Lambda's event
+    /// source mapping does. Answers how many messages it received.
+    pub async fn pump<S: BillingStore>(
+        queue: &BillingQueue,
+        consumer: &Consumer<S>,
+        wait_seconds: i32,
+    ) -> Result<usize, aws_sdk_sqs::Error> {
+        let output = queue
+            .client()
+            .receive_message()
+            .queue_url(queue.url())
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await?;
+        let messages = output.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let mut event = SqsEvent::default();
+        for message in &messages {
+            let mut record = SqsMessage::default();
+            record.message_id = message.message_id.clone();
+            record.receipt_handle = message.receipt_handle.clone();
+            record.body = message.body.clone();
+            record.attributes = message
+                .attributes
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value))
+                .collect::<HashMap<_, _>>();
+            record.event_source = Some("aws:sqs".into());
+            event.records.push(record);
+        }
+        let response = consumer.handle(event).await;
+        for message in &messages {
+            let failed = response
+                .batch_item_failures
+                .iter()
+                .any(|f| Some(&f.item_identifier) == message.message_id.as_ref());
+            if !failed && let Some(handle) = &message.receipt_handle {
+                queue
+                    .client()
+                    .delete_message()
+                    .queue_url(queue.url())
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
+            }
+        }
+        Ok(messages.len())
+    }
+
+    /// `POST /dev/billing/{user_id}`: a billing system for `make dev` that checks each
+    /// credit's signature and logs it.
+    pub fn dev_sink(signing_secret: String) -> Router {
+        Router::new()
+            .route("/dev/billing/{user_id}", post(sink))
+            .with_state(signing_secret)
+    }
+
+    async fn sink(
+        State(secret): State<String>,
+        Path(user_id): Path<String>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let signature = headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if !verify_signature(&secret, signature, &body, now) {
+            tracing::warn!(%user_id, "dev billing: bad signature, refused");
+            return StatusCode::UNAUTHORIZED;
+        }
+        tracing::info!(%user_id, credit = %String::from_utf8_lossy(&body), "dev billing: credit booked");
+        StatusCode::OK
+    }
+}

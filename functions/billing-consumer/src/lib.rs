@@ -81,7 +81,8 @@ impl<S: BillingStore> Consumer<S> {
 
     /// Delivers a batch concurrently; answers the ids of the messages to retry.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let outcomes = futures::future::join_all(event.records.iter().map(|m| self.deliver(m))).await;
+        let outcomes =
+            futures::future::join_all(event.records.iter().map(|m| self.deliver(m))).await;
         let mut response = SqsBatchResponse::default();
         for (message, done) in event.records.iter().zip(outcomes) {
             if done == Done::Retry {
@@ -100,7 +101,10 @@ impl<S: BillingStore> Consumer<S> {
             .as_deref()
             .and_then(|body| serde_json::from_str::<CreditMessage>(body).ok())
         else {
-            tracing::error!(message_id = id, "malformed billing message: retried until it reaches the dead-letter queue");
+            tracing::error!(
+                message_id = id,
+                "malformed billing message: retried until it reaches the dead-letter queue"
+            );
             return Done::Retry;
         };
         match self.attempt(&credit, receive_count(message)).await {
@@ -114,11 +118,18 @@ impl<S: BillingStore> Consumer<S> {
 
     async fn attempt(&self, credit: &CreditMessage, receive_count: u32) -> Result<Done> {
         let now = referral::clock::now();
-        let lease = time::Duration::try_from(self.settings.timeout).unwrap_or(time::Duration::SECOND * 5)
+        let lease = time::Duration::try_from(self.settings.timeout)
+            .unwrap_or(time::Duration::SECOND * 5)
             + time::Duration::SECOND * 5;
         let reward = match self
             .store
-            .claim(&credit.tenant, &credit.user_id, &credit.reward_id, now, lease)
+            .claim(
+                &credit.tenant,
+                &credit.user_id,
+                &credit.reward_id,
+                now,
+                lease,
+            )
             .await?
         {
             Claim::Deliver(reward) => reward,
@@ -130,7 +141,10 @@ impl<S: BillingStore> Consumer<S> {
         let signature = billing::sign(&self.settings.signing_secret, now.unix_timestamp(), &body);
         let verdict = match self
             .http
-            .post(billing::callback_url(&self.settings.callback_url, &reward.user_id))
+            .post(billing::callback_url(
+                &self.settings.callback_url,
+                &reward.user_id,
+            ))
             .header("content-type", "application/json")
             .header(IDEMPOTENCY_HEADER, &reward.id)
             .header(SIGNATURE_HEADER, signature)

@@ -10,13 +10,20 @@
 //! | `POST /v1/referrals/complete`      | resolving each user (`GetItem` per code or email) + 1 `Query` + as above |
 //! | `POST /v1/events/invoices`         | 1 `GetItem` (replay) + reads in parallel (relations, programs, promoter guard) + 1 `TransactWriteItems` |
 //! | `POST /v1/events/verifications`    | as invoices, + 2 `Query`s of the relation's rewards on a first success |
+//! | `GET /v1/rewards?status=failed`    | 1 `Query` (GSI2, the tenant's failed rewards)                       |
+//! | `POST /v1/rewards/{id}/retry`      | 2 `Query`s (relation, its rewards) + 1 `UpdateItem`                 |
+//!
+//! Every `pending` reward an operation produces is then sent to the billing queue (one
+//! `SendMessageBatch` per ten); a lost send is recovered by the reconciler.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use referral::Result;
-use referral::http::{Admin, AppState, Backoffice, JsonBody, QueryParams, Service};
+use referral::billing;
+use referral::http::{Admin, AppState, Backoffice, JsonBody, Pagination, QueryParams, Service};
+use referral::ledger::Reward;
 use referral::page::Page;
 use referral::referral::{
     self as relations, CompleteByUsers, Completion, Invoice, InvoiceOutcome, Outcome, Referral,
@@ -32,6 +39,35 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/referrals/{id}/complete", post(complete))
         .route("/v1/events/invoices", post(invoice))
         .route("/v1/events/verifications", post(verification))
+        .route("/v1/rewards", get(rewards))
+        .route("/v1/rewards/{id}/retry", post(retry))
+}
+
+#[derive(Deserialize)]
+struct RewardQuery {
+    status: Option<String>,
+}
+
+async fn rewards(
+    State(state): State<AppState>,
+    admin: Admin,
+    QueryParams(query): QueryParams<RewardQuery>,
+    Pagination(page): Pagination,
+) -> Result<Json<Page<Reward>>> {
+    Ok(Json(
+        billing::failed_rewards(&state.store, &admin.tenant, query.status.as_deref(), &page)
+            .await?,
+    ))
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Reward>)> {
+    let reward = billing::retry_reward(&state.store, &admin.tenant, &id).await?;
+    state.deliver([&reward]).await;
+    Ok((StatusCode::ACCEPTED, Json(reward)))
 }
 
 async fn sign_up(
@@ -40,6 +76,7 @@ async fn sign_up(
     JsonBody(input): JsonBody<SignUp>,
 ) -> Result<(StatusCode, Json<Outcome>)> {
     let outcome = relations::register_referral(&state.store, &service.tenant, &input).await?;
+    state.deliver(&outcome.rewards).await;
     Ok((StatusCode::CREATED, Json(outcome)))
 }
 
@@ -78,9 +115,9 @@ async fn complete(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Completion>> {
-    Ok(Json(
-        relations::complete_referral(&state.store, &admin.tenant, &id).await?,
-    ))
+    let completion = relations::complete_referral(&state.store, &admin.tenant, &id).await?;
+    state.deliver(&completion.rewards).await;
+    Ok(Json(completion))
 }
 
 async fn complete_between(
@@ -88,9 +125,9 @@ async fn complete_between(
     admin: Admin,
     JsonBody(input): JsonBody<CompleteByUsers>,
 ) -> Result<Json<Completion>> {
-    Ok(Json(
-        relations::complete_between(&state.store, &admin.tenant, &input).await?,
-    ))
+    let completion = relations::complete_between(&state.store, &admin.tenant, &input).await?;
+    state.deliver(&completion.rewards).await;
+    Ok(Json(completion))
 }
 
 async fn invoice(
@@ -98,9 +135,9 @@ async fn invoice(
     service: Service,
     JsonBody(invoice): JsonBody<Invoice>,
 ) -> Result<Json<InvoiceOutcome>> {
-    Ok(Json(
-        relations::record_invoice(&state.store, &service.tenant, &invoice).await?,
-    ))
+    let outcome = relations::record_invoice(&state.store, &service.tenant, &invoice).await?;
+    state.deliver(&outcome.rewards).await;
+    Ok(Json(outcome))
 }
 
 async fn verification(
@@ -108,7 +145,9 @@ async fn verification(
     service: Service,
     JsonBody(check): JsonBody<Verification>,
 ) -> Result<Json<VerificationResult>> {
-    Ok(Json(
-        relations::record_verification(&state.store, &service.tenant, &check).await?,
-    ))
+    let result = relations::record_verification(&state.store, &service.tenant, &check).await?;
+    state
+        .deliver(result.rewards.iter().chain(&result.released))
+        .await;
+    Ok(Json(result))
 }

@@ -425,7 +425,11 @@ pub trait BillingStore: Send + Sync {
     ) -> impl Future<Output = Result<Claim>> + Send;
 
     /// Billing accepted it: `credited`, out of the undelivered index. Once.
-    fn mark_credited(&self, reward: &Reward, now: OffsetDateTime) -> impl Future<Output = Result<bool>> + Send;
+    fn mark_credited(
+        &self,
+        reward: &Reward,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Billing refused it, or retries ran out: `failed` with `error`, in the tenant's failed index.
     fn mark_failed(
@@ -436,7 +440,11 @@ pub trait BillingStore: Send + Sync {
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// An attempt failed and will be retried: records the error and frees the claim.
-    fn record_attempt(&self, reward: &Reward, error: &str) -> impl Future<Output = Result<()>> + Send;
+    fn record_attempt(
+        &self,
+        reward: &Reward,
+        error: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Rewards `pending` since before `before`, oldest first, at most `limit`.
     fn undelivered_before(
@@ -446,9 +454,17 @@ pub trait BillingStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
 
     /// The tenant's failed rewards.
-    fn failed_rewards(&self, tenant: &str, page: &PageRequest) -> impl Future<Output = Result<Page<Reward>>> + Send;
+    fn failed_rewards(
+        &self,
+        tenant: &str,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Reward>>> + Send;
 
     /// A failed reward back to `pending` (and into the undelivered index); `false` if it is not
     /// failed (anymore).
-    fn requeue(&self, reward: &Reward, now: OffsetDateTime) -> impl Future<Output = Result<bool>> + Send;
+    fn requeue(
+        &self,
+        reward: &Reward,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }

@@ -8,6 +8,9 @@ use referral::auth::Role;
 use referral::config::{Config, DEV_JWT_SECRET};
 use referral::http::AppState;
 
+/// The signing secret of billing callbacks unless `BILLING_SIGNING_SECRET` says otherwise.
+const DEV_SIGNING_SECRET: &str = "local-dev-billing-secret";
+
 /// Where `/r/{code}` sends visitors unless `LANDING_URL` says otherwise.
 const DEV_LANDING_URL: &str = "https://example.com/signup";
 
@@ -34,7 +37,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     local_stack::ensure_table(&dynamodb, &table).await?;
     let queue_url = local_stack::ensure_queues(&aws_sdk_sqs::Client::new(&sdk)).await?;
+    let signing_secret =
+        env("BILLING_SIGNING_SECRET").unwrap_or_else(|| DEV_SIGNING_SECRET.to_owned());
+    let billing_url = env("BILLING_CALLBACK_URL")
+        .unwrap_or_else(|| format!("http://127.0.0.1:{port}/dev/billing/{{user_id}}"));
 
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let config = Config::from_lookup(|name| match name {
         "TABLE_NAME" => Some(table.clone()),
         "JWT_SECRET" => Some(secret.clone()),
@@ -43,7 +51,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "LANDING_URL" => env(name).or_else(|| Some(DEV_LANDING_URL.to_owned())),
         other => env(other),
     })?;
-    let app = local_stack::app(AppState::new(config, dynamodb, None));
+    let state = AppState::new(config, dynamodb.clone(), Some(sqs.clone()));
+    let queue = state.queue.clone().expect("QUEUE_URL is set");
+    let app = local_stack::app(state.clone())
+        .merge(local_stack::billing::dev_sink(signing_secret.clone()));
+
+    // What Lambda's event source mapping and the schedule do in AWS: the consumer drains the
+    // queue, the reconciler re-sends what stays undelivered.
+    let consumer = billing_consumer::Consumer::new(
+        state.store.clone(),
+        billing_consumer::Settings::from_lookup(|name| match name {
+            "BILLING_CALLBACK_URL" => Some(billing_url.clone()),
+            "BILLING_SIGNING_SECRET" => Some(signing_secret.clone()),
+            other => env(other),
+        })?,
+    );
+    let pump_queue = queue.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = local_stack::billing::pump(&pump_queue, &consumer, 1).await {
+                tracing::warn!(%error, "billing queue: receive failed");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    });
+    let reconcile_store = state.store.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            let age = time::Duration::seconds(60);
+            if let Err(error) = referral::billing::reconcile(&reconcile_store, &queue, age).await {
+                tracing::warn!(%error, "reconciler failed");
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
 
     println!(
@@ -56,6 +97,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     println!(
         "Try:  curl -s http://127.0.0.1:{port}/v1/programs -H \"Authorization: Bearer $ADMIN_TOKEN\""
+    );
+    println!(
+        "Billing credits go to {billing_url} (a dev sink that checks signatures and logs them)."
     );
     println!("Ctrl-C stops the server and the emulator.\n");
 

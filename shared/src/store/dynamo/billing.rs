@@ -4,7 +4,10 @@
 use aws_sdk_dynamodb::types::ReturnValue;
 use time::OffsetDateTime;
 
-use super::{DynamoStore, conditional, decode_cursor, encode_cursor, from_item, key_item, number, sdk_error, string};
+use super::{
+    DynamoStore, conditional, decode_cursor, encode_cursor, from_item, key_item, number, sdk_error,
+    string,
+};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::keys;
@@ -129,7 +132,11 @@ impl BillingStore for DynamoStore {
         .map(drop)
     }
 
-    async fn undelivered_before(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Reward>> {
+    async fn undelivered_before(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Reward>> {
         let output = self
             .client()
             .query()
@@ -144,7 +151,12 @@ impl BillingStore for DynamoStore {
             .send()
             .await
             .map_err(|error| sdk_error("Query", error))?;
-        output.items.unwrap_or_default().into_iter().map(from_item).collect()
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     async fn failed_rewards(&self, tenant: &str, page: &PageRequest) -> Result<Page<Reward>> {
@@ -152,9 +164,9 @@ impl BillingStore for DynamoStore {
         let start = match &page.cursor {
             Some(cursor) => {
                 let decoded = decode_cursor(cursor, "")?;
-                let (user, id) = decoded
-                    .split_once('#')
-                    .ok_or_else(|| Error::invalid("cursor", "is not a cursor this list returned"))?;
+                let (user, id) = decoded.split_once('#').ok_or_else(|| {
+                    Error::invalid("cursor", "is not a cursor this list returned")
+                })?;
                 let mut key = key_item(&keys::reward(tenant, user, id));
                 key.insert(keys::GSI2PK.to_owned(), string(&partition));
                 key.insert(keys::GSI2SK.to_owned(), string(id));
