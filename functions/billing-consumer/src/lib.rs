@@ -132,7 +132,7 @@ impl<S: BillingStore> Consumer<S> {
             )
             .await?
         {
-            Claim::Deliver(reward) => reward,
+            Claim::Deliver(reward) => *reward,
             Claim::Settled | Claim::Missing => return Ok(Done::Acknowledge),
             Claim::Busy => return Ok(Done::Retry),
         };

@@ -403,7 +403,7 @@ pub trait InvitationStore: Send + Sync {
 #[derive(Debug, PartialEq)]
 pub enum Claim {
     /// Claimed for `lease`: deliver it.
-    Deliver(Reward),
+    Deliver(Box<Reward>),
     /// Credited or failed already: nothing to do.
     Settled,
     /// Another delivery holds it: try later.

@@ -2,6 +2,7 @@
 //! starts. One test binary (one link) with a module per area.
 
 mod auth;
+mod billing;
 mod codes;
 mod events;
 mod invitations;

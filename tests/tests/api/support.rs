@@ -108,8 +108,26 @@ pub struct Api {
 
 impl Api {
     pub async fn new() -> Api {
+        Api::on_table(config()).await
+    }
+
+    /// An application on a table of its own, for tests of table-wide work (the reconciler).
+    pub async fn isolated() -> Api {
+        let mut settings = config();
+        settings.table_name = format!(
+            "referral-tests-{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        );
+        let client = dynamodb(&RoundTrips::default()).await;
+        local_stack::ensure_table(&client, &settings.table_name)
+            .await
+            .unwrap();
+        Api::on_table(settings).await
+    }
+
+    async fn on_table(settings: Config) -> Api {
         let round_trips = RoundTrips::default();
-        let state = AppState::new(config(), dynamodb(&round_trips).await, None);
+        let state = AppState::new(settings, dynamodb(&round_trips).await, None);
         round_trips.take();
         Api {
             store: state.store.clone(),

@@ -72,7 +72,8 @@ impl BillingStore for DynamoStore {
             .send()
             .await;
         if let Some(output) = conditional("UpdateItem", result)? {
-            return from_item(output.attributes.unwrap_or_default()).map(Claim::Deliver);
+            return from_item(output.attributes.unwrap_or_default())
+                .map(|reward| Claim::Deliver(Box::new(reward)));
         }
         let Some(item) = self.get(&key).await? else {
             return Ok(Claim::Missing);
