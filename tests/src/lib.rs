@@ -163,7 +163,7 @@ pub async fn ensure_queues(client: &aws_sdk_sqs::Client) -> Result<String, BoxEr
         .create_queue()
         .queue_name(BILLING_QUEUE)
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .attributes(QueueAttributeName::VisibilityTimeout, "60")
+        .attributes(QueueAttributeName::VisibilityTimeout, "90")
         .send()
         .await
         .map_err(|error| Box::new(error.into_service_error()))?

@@ -68,6 +68,34 @@ fn the_local_table_has_the_template_shape() {
     );
 }
 
+#[test]
+fn the_billing_queue_matches_the_consumer_and_the_local_stack() {
+    let template = template();
+    let resources = &template["Resources"];
+    let queue = &resources["BillingQueue"]["Properties"];
+    let receives = queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap();
+    assert_eq!(receives, u64::from(local_stack::MAX_RECEIVE_COUNT));
+    let consumer = &resources["BillingConsumerFunction"]["Properties"];
+    assert_eq!(
+        consumer["Environment"]["Variables"]["MAX_RECEIVE_COUNT"].as_str(),
+        Some(receives.to_string().as_str())
+    );
+    let timeout = consumer["Timeout"].as_u64().unwrap();
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout);
+    let mapping = &consumer["Events"]["Credits"]["Properties"];
+    assert_eq!(
+        mapping["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert_eq!(mapping["BatchSize"].as_u64(), Some(10));
+    assert!(resources["BillingDLQAlarm"].is_mapping());
+    assert_eq!(
+        resources["ReconcilerFunction"]["Properties"]["Events"]["EveryFiveMinutes"]["Type"]
+            .as_str(),
+        Some("Schedule")
+    );
+}
+
 /// (function, method, path) of every `HttpApi` event in the template.
 fn template_routes() -> Vec<(String, String, String)> {
     let template = template();
