@@ -5,8 +5,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use time::OffsetDateTime;
 
 use super::{
-    DynamoStore, conditional, decode_cursor, encode_cursor, from_item, key_item, number, sdk_error,
-    string,
+    DynamoStore, conditional, decode_cursor, from_item, key_item, number, sdk_error, string,
 };
 use crate::clock;
 use crate::error::{Error, Result};
@@ -175,31 +174,16 @@ impl BillingStore for DynamoStore {
             }
             None => None,
         };
-        let output = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .index_name(keys::GSI2)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::GSI2PK)
-            .expression_attribute_values(":pk", string(&partition))
-            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|error| sdk_error("Query", error))?;
-        let mut items: Vec<Reward> = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_>>()?;
-        let next_cursor = (items.len() > page.limit).then(|| {
-            items.truncate(page.limit);
-            let last = &items[page.limit - 1];
-            encode_cursor(&format!("{}#{}", last.user_id, last.id))
-        });
-        Ok(Page { items, next_cursor })
+        self.query_page(
+            Some((keys::GSI2, keys::GSI2PK)),
+            &partition,
+            None,
+            false,
+            page,
+            start,
+            |reward: &Reward| format!("{}#{}", reward.user_id, reward.id),
+        )
+        .await
     }
 
     async fn requeue(&self, reward: &Reward, now: OffsetDateTime) -> Result<bool> {

@@ -194,6 +194,54 @@ impl DynamoStore {
         }
     }
 
+    /// One page of a partition: of the table (`index: None`, sort keys beginning with
+    /// `prefix`) or of an index (`Some((name, partition attribute))`). It asks one item more
+    /// than the page holds, so a cursor (`cursor_of` the last item) exists only when more follow.
+    #[allow(clippy::too_many_arguments)]
+    async fn query_page<T: DeserializeOwned>(
+        &self,
+        index: Option<(&str, &str)>,
+        partition: &str,
+        prefix: Option<&str>,
+        descending: bool,
+        page: &crate::page::PageRequest,
+        start: Option<Item>,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Result<crate::page::Page<T>> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .set_index_name(index.map(|(name, _)| name.to_owned()))
+            .expression_attribute_names("#pk", index.map_or(keys::PK, |(_, attribute)| attribute))
+            .expression_attribute_values(":pk", string(partition))
+            .scan_index_forward(!descending)
+            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start);
+        query = match prefix {
+            Some(prefix) => query
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":prefix", string(prefix)),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        let output = query
+            .send()
+            .await
+            .map_err(|error| sdk_error("Query", error))?;
+        let mut items: Vec<T> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_>>()?;
+        let next_cursor = (items.len() > page.limit).then(|| {
+            items.truncate(page.limit);
+            encode_cursor(&cursor_of(&items[page.limit - 1]))
+        });
+        Ok(crate::page::Page { items, next_cursor })
+    }
+
     /// A strongly consistent read of one item.
     async fn get(&self, key: &Key) -> Result<Option<Item>> {
         self.client

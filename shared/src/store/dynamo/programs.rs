@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 
 use super::{
-    DynamoStore, Item, Outcome, conditional, decode_cursor, encode_cursor, entity_item, from_item,
-    guard_item, key_item, number, sdk_error, string,
+    DynamoStore, Item, Outcome, conditional, decode_cursor, entity_item, from_item, guard_item,
+    key_item, number, string,
 };
 use crate::error::{Error, Result};
 use crate::keys;
@@ -68,36 +68,16 @@ impl ProgramStore for DynamoStore {
             ])),
             None => None,
         };
-        // One more than asked: if it comes back, there is a next page.
-        let output = self
-            .client
-            .query()
-            .table_name(self.table.as_ref())
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", string(&partition))
-            .expression_attribute_values(":prefix", string(keys::program_prefix()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|error| sdk_error("Query", error))?;
-        let mut items = output.items.unwrap_or_default();
-        let has_more = items.len() > page.limit;
-        items.truncate(page.limit);
-        let next_cursor = if has_more {
-            items
-                .last()
-                .and_then(|item| item.get(keys::SK))
-                .and_then(|sk| sk.as_s().ok())
-                .map(|sk| encode_cursor(sk))
-        } else {
-            None
-        };
-        let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
-        Ok(Page { items, next_cursor })
+        self.query_page(
+            None,
+            &partition,
+            Some(keys::program_prefix()),
+            true,
+            page,
+            start,
+            |program: &Program| keys::program(&program.tenant, &program.id).sk,
+        )
+        .await
     }
 
     async fn replace_program(&self, current: &Program, next: &Program) -> Result<Replaced> {

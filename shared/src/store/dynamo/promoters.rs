@@ -4,8 +4,8 @@ use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
 use super::{
-    DynamoStore, Item, Outcome, decode_cursor, encode_cursor, entity_item, from_item, key_item,
-    number, sdk_error, string, with_gsi2,
+    DynamoStore, Item, Outcome, decode_cursor, entity_item, from_item, key_item, number, sdk_error,
+    string, with_gsi2,
 };
 use crate::clock;
 use crate::error::{Error, Result};
@@ -292,31 +292,16 @@ impl PromoterStore for DynamoStore {
             }
             None => None,
         };
-        let output = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .index_name(keys::GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::GSI1PK)
-            .expression_attribute_values(":pk", string(&partition))
-            .scan_index_forward(false)
-            .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|error| sdk_error("Query", error))?;
-        let mut items: Vec<Payout> = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_>>()?;
-        let next_cursor = (items.len() > page.limit).then(|| {
-            items.truncate(page.limit);
-            encode_cursor(&items[page.limit - 1].id)
-        });
-        Ok(Page { items, next_cursor })
+        self.query_page(
+            Some((keys::GSI1, keys::GSI1PK)),
+            &partition,
+            None,
+            true,
+            page,
+            start,
+            |payout: &Payout| payout.id.clone(),
+        )
+        .await
     }
 
     async fn request_payout(&self, seen: &Promoter, payout: &Payout) -> Result<bool> {
