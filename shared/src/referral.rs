@@ -111,6 +111,8 @@ pub struct SignUp {
 pub struct Outcome {
     pub referral: Referral,
     pub rewards: Vec<Reward>,
+    /// Held rewards of the referrer this sign-up released (it brought them to `min_referrals`).
+    pub released: Vec<Reward>,
 }
 
 /// A user id from a body: it ends up in keys.
@@ -557,6 +559,7 @@ pub async fn register_referral(
                 return Ok(Outcome {
                     referral: relation,
                     rewards: plan.rewards,
+                    released: plan.releases,
                 });
             }
             Committed::RelationTaken => {

@@ -76,7 +76,9 @@ async fn sign_up(
     JsonBody(input): JsonBody<SignUp>,
 ) -> Result<(StatusCode, Json<Outcome>)> {
     let outcome = relations::register_referral(&state.store, &service.tenant, &input).await?;
-    state.deliver(&outcome.rewards).await;
+    state
+        .deliver(outcome.rewards.iter().chain(&outcome.released))
+        .await;
     Ok((StatusCode::CREATED, Json(outcome)))
 }
 
