@@ -44,6 +44,8 @@ const EXPECTED: &[(&str, u16)] = &[
     ("referrals/get.json", 404),
     ("referrals/complete.json", 404),
     ("referrals/complete-between-users.json", 200),
+    ("referrals/failed-rewards.json", 200),
+    ("referrals/retry-reward.json", 404),
     ("invitations/invite.json", 201),
     ("invitations/verify.json", 200),
     ("codes/set-active.json", 200),

@@ -139,3 +139,32 @@ async fn every_template_route_is_served() {
         assert!(!unserved, "{function} {method} {path}: {status} {body}");
     }
 }
+
+/// `METHOD /path` of every API Gateway sample in `events/`.
+fn sampled_routes() -> std::collections::BTreeSet<String> {
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut routes = std::collections::BTreeSet::new();
+    for group in std::fs::read_dir(&events).unwrap() {
+        let group = group.unwrap().path();
+        if !group.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(group).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if let Some(route) = event["routeKey"].as_str() {
+                routes.insert(route.to_owned());
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_template_route_has_a_sample_event_and_every_sample_a_route() {
+    let declared: std::collections::BTreeSet<String> = template_routes()
+        .into_iter()
+        .map(|(_, method, path)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(sampled_routes(), declared);
+}
