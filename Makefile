@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < tests/emulator/requirements.txt | cu
 PORT ?= 3000
 EMULATOR_PORT ?= 5005
 
-.PHONY: dev test venv lint nextest clean
+.PHONY: dev test venv lint nextest package clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,18 @@ nextest:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## make package: every function built for Lambda (arm64, release) with cargo-lambda, zipped, with
+## the sizes printed. Slow (a cross build); not part of make test. cargo-lambda and zig come from
+## PyPI into .venv-package (kept apart from the emulator's virtualenv).
+PACKAGE_VENV := .venv-package
+FUNCTIONS := programs promoters codes referrals invitations billing-consumer reconciler
+
+package:
+	test -x $(PACKAGE_VENV)/bin/cargo-lambda || ($(PYTHON) -m venv $(PACKAGE_VENV) && $(PACKAGE_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2 ziglang)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(PACKAGE_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do printf '%-18s %9s bytes zipped\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
 
 clean:
 	rm -rf $(VENV) target
