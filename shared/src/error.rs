@@ -79,6 +79,29 @@ pub struct EnvelopeBody<'a> {
 }
 
 impl Error {
+    /// Every code this service answers with (the README and `openapi.yaml` list the same).
+    pub const CODES: &'static [&'static str] = &[
+        "invalid_request",
+        "multiple_parameter_mismatch",
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "referral_relation_not_found",
+        "method_not_allowed",
+        "conflict",
+        "already_referred",
+        "referral_relation_already_redeemed",
+        "payload_too_large",
+        "max_referrals_reached",
+        "program_inactive",
+        "program_expired",
+        "code_inactive",
+        "self_referral",
+        "below_min_withdrawal_balance",
+        "payout_method_missing",
+        "internal_error",
+    ];
+
     /// A 400 naming the offending field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidRequest {
@@ -217,10 +240,17 @@ mod tests {
             ),
             (Error::internal("boom"), "internal_error", 500),
         ];
+        let mut seen = Vec::new();
         for (error, code, status) in cases {
             assert_eq!(error.code(), code);
             assert_eq!(error.status(), status, "{code}");
+            seen.push(code);
         }
+        assert_eq!(
+            seen,
+            Error::CODES,
+            "every variant is listed, once, in CODES"
+        );
     }
 
     #[test]

@@ -168,3 +168,33 @@ fn every_template_route_has_a_sample_event_and_every_sample_a_route() {
         .collect();
     assert_eq!(sampled_routes(), declared);
 }
+
+#[test]
+fn the_openapi_spec_has_exactly_the_template_routes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
+    let spec: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut specified = std::collections::BTreeSet::new();
+    for (route, operations) in spec["paths"].as_mapping().unwrap() {
+        for method in operations.as_mapping().unwrap().keys() {
+            let method = method.as_str().unwrap().to_uppercase();
+            specified.insert(format!("{method} {}", route.as_str().unwrap()));
+        }
+    }
+    let declared: std::collections::BTreeSet<String> = template_routes()
+        .into_iter()
+        .map(|(_, method, path)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(specified, declared);
+    let codes: Vec<&str> =
+        spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+    assert_eq!(
+        codes,
+        referral::Error::CODES,
+        "the spec lists every error code"
+    );
+}
