@@ -198,3 +198,55 @@ fn the_openapi_spec_has_exactly_the_template_routes() {
         "the spec lists every error code"
     );
 }
+
+/// `METHOD /path` of every `.route("/path", method(…).method(…))` in the function crates: the
+/// routers as written (axum cannot list a router's routes at run time).
+fn routed() -> std::collections::BTreeSet<String> {
+    let functions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    let mut routes = std::collections::BTreeSet::new();
+    for crate_dir in std::fs::read_dir(functions).unwrap() {
+        let lib = crate_dir.unwrap().path().join("src/lib.rs");
+        let Ok(source) = std::fs::read_to_string(lib) else {
+            continue;
+        };
+        for call in source.split(".route(").skip(1) {
+            let Some(call) = call.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            let (path, rest) = call.split_once('"').unwrap();
+            // The method chain runs to the `)` that closes `.route(`.
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .unwrap();
+            let chain = &rest[..end];
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let called = chain.match_indices(&format!("{method}(")).any(|(i, _)| {
+                    i == 0 || !chain[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                if called {
+                    routes.insert(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_routers_serve_exactly_the_template_routes() {
+    let declared: std::collections::BTreeSet<String> = template_routes()
+        .into_iter()
+        .map(|(_, method, path)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(routed(), declared);
+}
