@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < tests/emulator/requirements.txt | cu
 PORT ?= 3000
 EMULATOR_PORT ?= 5005
 
-.PHONY: dev test venv lint nextest package clean
+.PHONY: dev test venv sam-venv lint nextest package clean
 
 venv: $(STAMP)
 
@@ -19,14 +19,28 @@ $(STAMP): tests/emulator/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
 	touch $@
 
+# aws-sam-cli pins an older boto3 than moto wants: it gets a virtualenv of its own.
+SAM_VENV := .venv-sam
+SAM_CLI := aws-sam-cli==1.170.0
+SAM_STAMP := $(SAM_VENV)/.installed-$(subst =,-,$(SAM_CLI))
+
+sam-venv: $(SAM_STAMP)
+
+$(SAM_STAMP):
+	rm -rf $(SAM_VENV)
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check $(SAM_CLI)
+	touch $@
+
 ## make dev: the emulator on 127.0.0.1:$(EMULATOR_PORT) and every route on 127.0.0.1:$(PORT).
 dev: venv
 	cargo build -p local-stack --bin local-server
 	PORT=$(PORT) tests/emulator/with-emulator.sh $(EMULATOR_PORT) target/debug/local-server
 
 ## make test: format, lints, unit and integration tests (own emulator on a free port), template lint.
-test: venv lint nextest
+test: venv sam-venv lint nextest
 	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	tests/emulator/with-emulator.sh 0 cargo nextest run --workspace --all-targets --no-fail-fast -j 6
 
 # The test runner; machines of this project's kind ship it, others get it from crates.io.
@@ -50,4 +64,4 @@ package:
 	@for f in $(FUNCTIONS); do printf '%-18s %9s bytes zipped\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) $(SAM_VENV) $(PACKAGE_VENV) target
