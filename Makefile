@@ -37,10 +37,14 @@ dev: venv
 	cargo build -p local-stack --bin local-server
 	PORT=$(PORT) tests/emulator/with-emulator.sh $(EMULATOR_PORT) target/debug/local-server
 
-## make test: format, lints, unit and integration tests (own emulator on a free port), template lint.
+## make test: format and lints, template checks (cfn-lint, sam validate), contract fuzzing of the
+## local server against openapi.yaml, then every unit and integration test (cargo nextest), each
+## against an emulator of its own on a free port.
 test: venv sam-venv lint nextest
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	cargo build -p local-stack --bin local-server
+	tests/emulator/with-emulator.sh 0 tests/emulator/contract.sh
 	tests/emulator/with-emulator.sh 0 cargo nextest run --workspace --all-targets --no-fail-fast -j 6
 
 # The test runner; machines of this project's kind ship it, others get it from crates.io.
