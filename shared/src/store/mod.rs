@@ -357,9 +357,6 @@ pub trait ReferralStore: Send + Sync {
         program_id: &str,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Up to `limit` rewards awaiting delivery to billing, oldest first (the sparse GSI2).
-    fn pending_rewards(&self, limit: usize) -> impl Future<Output = Result<Vec<Reward>>> + Send;
-
     /// The primary code of `user`'s promoter, if the user is one: one `GetItem` of the guard.
     fn promoter_code_of(
         &self,

@@ -210,12 +210,7 @@ async fn stored(api: &Api, reward: &Reward) -> Reward {
 }
 
 async fn pending_in_index(api: &Api, reward: &Reward) -> bool {
-    api.store
-        .pending_rewards(1000)
-        .await
-        .unwrap()
-        .iter()
-        .any(|r| r.id == reward.id)
+    undelivered(api).await.iter().any(|r| r.id == reward.id)
 }
 
 #[tokio::test]
@@ -597,4 +592,11 @@ async fn every_sqs_sample_is_parsed_and_handled() {
     }
     assert!(samples > 0);
     assert!(receiver.log().is_empty());
+}
+
+/// Every reward awaiting delivery to billing (the sparse index the reconciler reads).
+async fn undelivered(api: &Api) -> Vec<Reward> {
+    use referral::store::BillingStore;
+    let later = referral::clock::now() + time::Duration::days(1);
+    api.store.undelivered_before(later, 1000).await.unwrap()
 }

@@ -4,7 +4,7 @@
 use axum::http::{Method, StatusCode};
 use futures::future::join_all;
 use referral::auth::Role;
-use referral::ledger::RewardStatus;
+use referral::ledger::{Reward, RewardStatus};
 use referral::program::{Delivery, RewardKind};
 use referral::store::{ProgramStore, PromoterStore};
 use serde_json::{Value, json};
@@ -733,7 +733,6 @@ async fn events_validate_their_input() {
 
 #[tokio::test]
 async fn pending_rewards_wait_in_the_sparse_index_for_billing() {
-    use referral::store::ReferralStore;
     let api = Api::new().await;
     program(&api, json!({"name": "Gated", "currency": "USD", "requires_verification": true, "rewards": [
         {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
@@ -743,7 +742,7 @@ async fn pending_rewards_wait_in_the_sparse_index_for_billing() {
     let code = code_of(&api, "alice").await;
     signed_up(&api, json!({"code": code, "referred_user_id": "bob"})).await;
     let pending_here = || async {
-        let all = api.store.pending_rewards(1000).await.unwrap();
+        let all = undelivered(&api).await;
         all.into_iter()
             .filter(|r| r.tenant == api.tenant)
             .collect::<Vec<_>>()
@@ -816,4 +815,11 @@ async fn sign_ups_and_invoices_cost_one_round_of_reads_and_one_transaction() {
         sorted(api.round_trips.take()),
         ["GetItem", "GetItem", "Query", "Query", "TransactWriteItems"]
     );
+}
+
+/// Every reward awaiting delivery to billing (the sparse index the reconciler reads).
+async fn undelivered(api: &Api) -> Vec<Reward> {
+    use referral::store::BillingStore;
+    let later = referral::clock::now() + time::Duration::days(1);
+    api.store.undelivered_before(later, 1000).await.unwrap()
 }

@@ -365,27 +365,6 @@ impl ReferralStore for DynamoStore {
             .unwrap_or(0))
     }
 
-    async fn pending_rewards(&self, limit: usize) -> Result<Vec<Reward>> {
-        let output = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .index_name(keys::GSI2)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::GSI2PK)
-            .expression_attribute_values(":pk", string(keys::UNDELIVERED_REWARDS))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|error| super::sdk_error("Query", error))?;
-        output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
-    }
-
     async fn promoter_code_of(&self, tenant: &str, user: &str) -> Result<Option<String>> {
         Ok(self
             .get(&keys::promoter_guard(tenant, user))
