@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < tests/emulator/requirements.txt | cu
 PORT ?= 3000
 EMULATOR_PORT ?= 5005
 
-.PHONY: dev test venv sam-venv lint nextest package clean
+.PHONY: dev test venv sam-venv bench-venv lint nextest package bench clean
 
 venv: $(STAMP)
 
@@ -67,5 +67,26 @@ package:
 	PATH="$(CURDIR)/$(PACKAGE_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do printf '%-18s %9s bytes zipped\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
 
+## make bench: every function's release binary run as Lambda runs it (a Runtime API served by the
+## bench, the real runtime loop) against the emulator, beside a Python/boto3 handler of the same
+## routes and a bare-SDK floor; prints a table and rewrites the generated part of BENCHMARKS.md.
+## Figures, not a test: never part of make test. BENCH_ARGS passes options (--cold N --warm N --only F).
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cksum < tests/bench/python/requirements.txt | cut -d' ' -f1)
+
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): tests/bench/python/requirements.txt
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bench/python/requirements.txt
+	touch $@
+
+bench: venv bench-venv
+	# The functions exactly as they ship (their own feature set), and the floor with them.
+	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p bench-floor
+	cargo build --release -p bench
+	tests/emulator/with-emulator.sh 0 target/release/bench $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(PACKAGE_VENV) target
+	rm -rf $(VENV) $(SAM_VENV) $(PACKAGE_VENV) $(BENCH_VENV) target

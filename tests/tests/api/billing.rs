@@ -20,7 +20,7 @@ use referral::queue::BillingQueue;
 use referral::store::{DynamoStore, ReferralStore};
 use serde_json::{Value, json};
 
-use crate::support::{Api, assert_error, config, token};
+use crate::support::{Api, RoundTrips, assert_error, config, token};
 
 const SIGNING_SECRET: &str = "billing-test-signing-secret-0123456789";
 
@@ -599,4 +599,42 @@ async fn undelivered(api: &Api) -> Vec<Reward> {
     use referral::store::BillingStore;
     let later = referral::clock::now() + time::Duration::days(1);
     api.store.undelivered_before(later, 1000).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_sign_up_with_a_reward_due_costs_one_queue_send_more() {
+    let (api, code) = tenant().await;
+    let queue = queue(&api).await;
+    let round_trips = RoundTrips::default();
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .interceptor(round_trips.clone())
+            .build(),
+    );
+    let mut settings = config();
+    settings.queue_url = Some(queue.url().to_owned());
+    let producing = Api {
+        router: local_stack::app(AppState::new(
+            settings,
+            crate::support::dynamodb(&round_trips).await,
+            Some(sqs),
+        )),
+        ..api.clone()
+    };
+    round_trips.take();
+    signed_up(&producing, &code, "bob").await;
+    let mut calls = round_trips.take();
+    calls.sort();
+    // The sign-up's reads and transaction, then one batch send of the pending referee credit.
+    assert_eq!(
+        calls,
+        [
+            "GetItem",
+            "GetItem",
+            "Query",
+            "SendMessageBatch",
+            "TransactWriteItems"
+        ]
+    );
 }
