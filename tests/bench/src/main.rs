@@ -151,6 +151,9 @@ struct Bench {
     env: Vec<(String, String)>,
     python_env: Vec<(String, String)>,
     calls: Calls,
+    dynamodb: aws_sdk_dynamodb::Client,
+    /// The table of the operation being measured (each has one of its own, kept small).
+    table: String,
     store: DynamoStore,
     queue: BillingQueue,
     sqs: aws_sdk_sqs::Client,
@@ -213,6 +216,7 @@ impl Bench {
             .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("TABLE_NAME", &self.table)
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -228,6 +232,25 @@ impl Bench {
             .stdout(log.try_clone().expect("a log handle"))
             .stderr(log);
         command
+    }
+
+    /// Measures on `table` from now on (created and seeded unless it exists).
+    async fn use_table(&mut self, table: &str) -> Result<World, BoxError> {
+        local_stack::ensure_table(&self.dynamodb, table).await?;
+        self.switch_table(table);
+        let config = referral::config::Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.to_owned()),
+            "JWT_SECRET" => Some(SECRET.to_owned()),
+            "PUBLIC_BASE_URL" => Some("https://refer.example.com".to_owned()),
+            _ => None,
+        })?;
+        let router = local_stack::app(AppState::new(config, self.dynamodb.clone(), None));
+        World::seed(&router).await
+    }
+
+    fn switch_table(&mut self, table: &str) {
+        self.table = table.to_owned();
+        self.store = DynamoStore::new(self.dynamodb.clone(), table);
     }
 
     fn rust_command(&self, function: &str) -> Command {
@@ -566,7 +589,6 @@ async fn main() -> Result<(), BoxError> {
             .interceptor(calls.clone())
             .build(),
     );
-    local_stack::ensure_table(&dynamodb, TABLE).await?;
     let queue_url = local_stack::ensure_queues(&sqs).await?;
     let python_queue = sqs
         .create_queue()
@@ -576,15 +598,6 @@ async fn main() -> Result<(), BoxError> {
         .queue_url
         .ok_or("a queue url")?;
     let billing_url = report::billing_receiver().await?;
-
-    let config = referral::config::Config::from_lookup(|name| match name {
-        "TABLE_NAME" => Some(TABLE.to_owned()),
-        "JWT_SECRET" => Some(SECRET.to_owned()),
-        "PUBLIC_BASE_URL" => Some("https://refer.example.com".to_owned()),
-        _ => None,
-    })?;
-    let router = local_stack::app(AppState::new(config, dynamodb.clone(), None));
-    let world = World::seed(&router).await?;
 
     let mut env: Vec<(String, String)> = [
         "AWS_ACCESS_KEY_ID",
@@ -599,7 +612,6 @@ async fn main() -> Result<(), BoxError> {
             ("AWS_REGION", "us-east-1"),
             ("AWS_DEFAULT_REGION", "us-east-1"),
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
-            ("TABLE_NAME", TABLE),
             ("JWT_SECRET", SECRET),
             ("PUBLIC_BASE_URL", "https://refer.example.com"),
             ("LANDING_URL", "https://example.com/join"),
@@ -625,7 +637,7 @@ async fn main() -> Result<(), BoxError> {
     python_env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
     env.push(("QUEUE_URL".into(), queue_url.clone()));
 
-    let bench = Bench {
+    let mut bench = Bench {
         options,
         root,
         logs,
@@ -633,12 +645,15 @@ async fn main() -> Result<(), BoxError> {
         python_env,
         calls,
         store: DynamoStore::new(dynamodb.clone(), TABLE),
+        table: TABLE.to_owned(),
+        dynamodb,
         queue: BillingQueue::new(sqs.clone(), &queue_url),
         sqs,
         queue_url,
         run: ulid::Ulid::generate().to_string().to_lowercase()[20..].to_owned(),
     };
-    let specs = specs(&bench, &world);
+    let world = bench.use_table(TABLE).await?;
+    let functions: Vec<&str> = specs(&bench, &world).iter().map(|s| s.function).collect();
     let mut rows = vec![];
 
     let floor_env = {
@@ -648,13 +663,8 @@ async fn main() -> Result<(), BoxError> {
         env.push(("FLOOR_SK".into(), key.sk));
         env
     };
-    let selected = |name: &str| {
-        bench
-            .options
-            .only
-            .as_deref()
-            .is_none_or(|only| only == name)
-    };
+    let only = bench.options.only.clone();
+    let selected = |name: &str| only.as_deref().is_none_or(|only| only == name);
     if selected("floor") {
         let floor = bench.root.join("target/release/bench-floor");
         let python = bench.root.join(".venv-bench/bin/python");
@@ -682,9 +692,16 @@ async fn main() -> Result<(), BoxError> {
         report::print(rows.last_chunk::<2>().unwrap());
     }
 
-    for spec in specs {
-        if !selected(spec.function) {
+    let mut referrals_table = None;
+    for (index, function) in functions.into_iter().enumerate() {
+        if !selected(function) {
             continue;
+        }
+        let table = format!("{TABLE}-{index}");
+        let world = bench.use_table(&table).await?;
+        let spec = specs(&bench, &world).swap_remove(index);
+        if function == "referrals" {
+            referrals_table = Some(table);
         }
         eprintln!("measuring {} ({})", spec.label, spec.function);
         let measured = bench.measure(&spec).await?;
@@ -693,6 +710,8 @@ async fn main() -> Result<(), BoxError> {
     }
     // The billing consumer works on what the sign-ups above queued.
     if selected("billing-consumer") {
+        let table = referrals_table.ok_or("the billing consumer needs the referrals scenario's rewards")?;
+        bench.switch_table(&table);
         let messages = Arc::new(drain(&bench.sqs, &bench.queue_url).await?);
         let needed = 2 * bench.options.warm + bench.options.cold + 3;
         if messages.len() < needed {
