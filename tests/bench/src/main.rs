@@ -7,7 +7,7 @@
 //! rewrites the generated part of `BENCHMARKS.md`. Figures only: nothing here passes or fails on
 //! a timing.
 //!
-//! Usage: `bench [--cold N] [--warm N] [--only NAME] [--out FILE]` with `AWS_ENDPOINT_URL` set
+//! Usage: `bench [--cold N] [--warm N] [--only NAME,…] [--out FILE] [--bin-dir DIR]` with `AWS_ENDPOINT_URL` set
 //! (`make bench` starts the emulator and builds everything first).
 
 mod report;
@@ -20,7 +20,9 @@ use aws_smithy_runtime_api::box_error::BoxError as SdkBoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use futures::future::BoxFuture;
 use referral::auth::Role;
+use referral::billing::CreditMessage;
 use referral::http::AppState;
+use referral::ledger::Reward;
 use referral::queue::BillingQueue;
 use referral::store::DynamoStore;
 use report::{Row, Stats};
@@ -42,6 +44,8 @@ struct Options {
     warm: usize,
     only: Option<String>,
     out: PathBuf,
+    /// Where the release binaries are (another target directory when comparing builds).
+    bin_dir: PathBuf,
 }
 
 impl Options {
@@ -51,6 +55,7 @@ impl Options {
             warm: 1000,
             only: None,
             out: PathBuf::from("BENCHMARKS.md"),
+            bin_dir: PathBuf::from("target/release"),
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -60,6 +65,7 @@ impl Options {
                 "--warm" => options.warm = value()?.parse()?,
                 "--only" => options.only = Some(value()?),
                 "--out" => options.out = PathBuf::from(value()?),
+                "--bin-dir" => options.bin_dir = PathBuf::from(value()?),
                 other => return Err(format!("unknown argument {other}").into()),
             }
         }
@@ -156,8 +162,6 @@ struct Bench {
     table: String,
     store: DynamoStore,
     queue: BillingQueue,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
     run: String,
 }
 
@@ -254,7 +258,7 @@ impl Bench {
     }
 
     fn rust_command(&self, function: &str) -> Command {
-        let binary = self.root.join("target/release").join(function);
+        let binary = self.root.join(&self.options.bin_dir).join(function);
         self.command(&binary, &[], function, &self.env)
     }
 
@@ -367,7 +371,7 @@ impl Bench {
             row.rss_kib = Some(process.peak_rss_kib()?);
             process.stop().await;
         }
-        let binary = self.root.join("target/release").join(spec.function);
+        let binary = self.root.join(&self.options.bin_dir).join(spec.function);
         let rust = &mut rows[0];
         rust.direct = Some(Stats::of(&direct));
         rust.calls = Some(self.per_operation(calls));
@@ -512,52 +516,64 @@ impl World {
     }
 }
 
-fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
+fn sqs_event(index: usize, body: &str) -> SqsEvent {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(format!("bench-{index}"));
+    record.receipt_handle = Some(format!("bench-receipt-{index}"));
+    record.body = Some(body.to_owned());
+    record.attributes = [
+        ("ApproximateReceiveCount".to_owned(), "1".to_owned()),
+        ("SentTimestamp".to_owned(), "1795420800000".to_owned()),
+    ]
+    .into();
+    record.event_source = Some("aws:sqs".into());
+    record.event_source_arn = Some(format!(
+        "arn:aws:sqs:us-east-1:123456789012:{}",
+        local_stack::BILLING_QUEUE
+    ));
+    record.aws_region = Some("us-east-1".into());
     let mut event = SqsEvent::default();
-    event.records = messages
-        .iter()
-        .map(|message| {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id.clone();
-            record.receipt_handle = message.receipt_handle.clone();
-            record.body = message.body.clone();
-            record.md5_of_body = message.md5_of_body.clone();
-            record.attributes = [
-                ("ApproximateReceiveCount".to_owned(), "1".to_owned()),
-                ("SentTimestamp".to_owned(), "1795420800000".to_owned()),
-            ]
-            .into();
-            record.event_source = Some("aws:sqs".into());
-            record.event_source_arn = Some(format!(
-                "arn:aws:sqs:us-east-1:123456789012:{}",
-                local_stack::BILLING_QUEUE
-            ));
-            record.aws_region = Some("us-east-1".into());
-            record
-        })
-        .collect();
+    event.records = vec![record];
     event
 }
 
-/// Every message waiting on the billing queue (hidden for an hour once read).
-async fn drain(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-) -> Result<Vec<aws_sdk_sqs::types::Message>, BoxError> {
-    let mut all = vec![];
+/// The billing messages of every reward the Rust sign-ups left pending: what the producer sent
+/// (read from the undelivered-rewards index; the emulator's SQS receive is too slow for
+/// thousands of messages).
+async fn pending_credits(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<String>, BoxError> {
+    let mut bodies = vec![];
+    let mut start = None;
     loop {
-        let batch = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(3600)
+        let page = dynamodb
+            .query()
+            .table_name(table)
+            .index_name(referral::keys::GSI2)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", referral::keys::GSI2PK)
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(
+                    referral::keys::UNDELIVERED_REWARDS.to_owned(),
+                ),
+            )
+            .set_exclusive_start_key(start)
             .send()
             .await?;
-        let messages = batch.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(all);
+        for item in page.items.unwrap_or_default() {
+            // The boto3 handler's rewards (tenant bench-py) are not the consumer's shape.
+            if let Ok(reward) = serde_dynamo::from_item::<_, Reward>(item) {
+                if reward.tenant == "bench" {
+                    bodies.push(serde_json::to_string(&CreditMessage::of(&reward))?);
+                }
+            }
         }
-        all.extend(messages);
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(bodies);
+        }
     }
 }
 
@@ -648,8 +664,6 @@ async fn main() -> Result<(), BoxError> {
         table: TABLE.to_owned(),
         dynamodb,
         queue: BillingQueue::new(sqs.clone(), &queue_url),
-        sqs,
-        queue_url,
         run: ulid::Ulid::generate().to_string().to_lowercase()[20..].to_owned(),
     };
     let world = bench.use_table(TABLE).await?;
@@ -664,9 +678,12 @@ async fn main() -> Result<(), BoxError> {
         env
     };
     let only = bench.options.only.clone();
-    let selected = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    let selected = |name: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|o| o == name))
+    };
     if selected("floor") {
-        let floor = bench.root.join("target/release/bench-floor");
+        let floor = bench.root.join(&bench.options.bin_dir).join("bench-floor");
         let python = bench.root.join(".venv-bench/bin/python");
         rows.push(
             bench
@@ -710,9 +727,10 @@ async fn main() -> Result<(), BoxError> {
     }
     // The billing consumer works on what the sign-ups above queued.
     if selected("billing-consumer") {
-        let table = referrals_table.ok_or("the billing consumer needs the referrals scenario's rewards")?;
+        let table =
+            referrals_table.ok_or("the billing consumer needs the referrals scenario's rewards")?;
         bench.switch_table(&table);
-        let messages = Arc::new(drain(&bench.sqs, &bench.queue_url).await?);
+        let messages = Arc::new(pending_credits(&bench.dynamodb, &table).await?);
         let needed = 2 * bench.options.warm + bench.options.cold + 3;
         if messages.len() < needed {
             return Err(format!(
@@ -750,7 +768,7 @@ fn billing_settings(url: &str) -> Result<billing_consumer::Settings, BoxError> {
 /// One message per invocation; the direct loop takes the messages after the function's.
 fn billing_spec(
     bench: &Bench,
-    messages: Arc<Vec<aws_sdk_sqs::types::Message>>,
+    messages: Arc<Vec<String>>,
     settings: billing_consumer::Settings,
 ) -> Spec {
     let consumer = Arc::new(billing_consumer::Consumer::new(
@@ -763,11 +781,11 @@ fn billing_spec(
         label: "SQS billing credit (1 message)",
         function: "billing-consumer",
         python: None,
-        events: Box::new(move |_, i| serde_json::to_vec(&sqs_event(&events[i - 1..i])).unwrap()),
+        events: Box::new(move |_, i| serde_json::to_vec(&sqs_event(i, &events[i - 1])).unwrap()),
         expect: Expect::NoBatchFailures,
         direct: Box::new(move |i| {
             let consumer = consumer.clone();
-            let event = sqs_event(&messages[offset + i..offset + i + 1]);
+            let event = sqs_event(offset + i, &messages[offset + i]);
             Box::pin(async move {
                 let answer = consumer.handle(event).await;
                 if answer.batch_item_failures.is_empty() {
