@@ -298,6 +298,11 @@ async fn trace_request(request: Request, next: Next) -> Response {
 
 /// The whole `main` of an endpoint-group Lambda: logging, configuration and clients once per cold
 /// start, then the Lambda runtime loop over the group's router.
+///
+/// Every function's `main` runs on tokio's current-thread runtime: a Lambda sandbox handles one
+/// event at a time, its I/O-bound work (parallel reads, concurrent deliveries) interleaves on one
+/// thread, and no worker threads start or hand tasks over (`make bench`: init 1 ms shorter,
+/// handler overhead about halved; see BENCHMARKS.md).
 pub async fn run_lambda(routes: Router<AppState>) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let config = Config::from_env().map_err(|error| error.to_string())?;

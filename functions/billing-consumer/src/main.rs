@@ -6,7 +6,7 @@ use billing_consumer::{Consumer, Settings};
 use lambda_runtime::{LambdaEvent, service_fn};
 use referral::store::DynamoStore;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     referral::telemetry::init();
     let env = |name: &str| std::env::var(name).ok();

@@ -1,6 +1,6 @@
 //! The invitations Lambda: configuration and AWS clients are built once per cold start.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     referral::http::run_lambda(invitations::routes()).await
 }

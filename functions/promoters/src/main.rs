@@ -1,6 +1,6 @@
 //! The promoters Lambda: configuration and AWS clients are built once per cold start.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     referral::http::run_lambda(promoters::routes()).await
 }

@@ -6,7 +6,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use referral::queue::BillingQueue;
 use referral::store::DynamoStore;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     referral::telemetry::init();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());

@@ -157,6 +157,8 @@ struct Bench {
     env: Vec<(String, String)>,
     python_env: Vec<(String, String)>,
     calls: Calls,
+    /// `FLOOR_PK`/`FLOOR_SK` and the rest of the floor's environment.
+    floor_env: Vec<(String, String)>,
     dynamodb: aws_sdk_dynamodb::Client,
     /// The table of the operation being measured (each has one of its own, kept small).
     table: String,
@@ -287,9 +289,13 @@ impl Bench {
         spec: &Spec,
         side: Side,
         next_event: &mut impl FnMut(Side) -> Vec<u8>,
-    ) -> Result<(Stats, Stats), BoxError> {
-        let (mut init, mut first) = (vec![], vec![]);
+    ) -> Result<(Stats, Stats, Option<Stats>), BoxError> {
+        let (mut init, mut first, mut floor) = (vec![], vec![], vec![]);
         for _ in 0..self.options.cold {
+            if side == Side::Rust {
+                // The floor, started right before each cold start, under the same conditions.
+                floor.push(self.run_to_exit(self.floor_command(Side::Rust)).await?);
+            }
             let mut process =
                 Process::start(self.command_for(spec, side), next_event(side)).await?;
             let cold = process.cold().await?;
@@ -298,7 +304,37 @@ impl Bench {
             first.push(cold.first_response);
             process.stop().await;
         }
-        Ok((Stats::of(&init), Stats::of(&first)))
+        let floor = (!floor.is_empty()).then(|| Stats::of(&floor));
+        Ok((Stats::of(&init), Stats::of(&first), floor))
+    }
+
+    /// The bare-SDK floor: one GetItem of the first table's program, process start to exit.
+    fn floor_command(&self, side: Side) -> Command {
+        let mut command = match side {
+            Side::Rust => {
+                let floor = self.root.join(&self.options.bin_dir).join("bench-floor");
+                self.command(&floor, &[], "floor", &self.floor_env)
+            }
+            Side::Python => {
+                let python = self.root.join(".venv-bench/bin/python");
+                let mut command =
+                    self.command(&python, &["floor.py"], "python-floor", &self.floor_env);
+                command.current_dir(self.root.join("tests/bench/python"));
+                command
+            }
+        };
+        command.env("TABLE_NAME", TABLE).kill_on_drop(true);
+        command
+    }
+
+    async fn run_to_exit(&self, mut command: Command) -> Result<std::time::Duration, BoxError> {
+        let start = Instant::now();
+        let status = command.status().await?;
+        let elapsed = start.elapsed();
+        if !status.success() {
+            return Err(format!("the floor failed: {status}").into());
+        }
+        Ok(elapsed)
     }
 
     /// Cold starts of each side, then the warm run: the Rust process, the same call in-process
@@ -316,7 +352,7 @@ impl Bench {
         };
         let mut rows = vec![];
         for &side in &sides {
-            let (init, first) = self.cold_starts(spec, side, &mut next_event).await?;
+            let (init, first, floor) = self.cold_starts(spec, side, &mut next_event).await?;
             rows.push(Row {
                 label: spec.label,
                 function: spec.function,
@@ -326,6 +362,7 @@ impl Bench {
                 },
                 init: Some(init),
                 first,
+                floor,
                 warm: None,
                 direct: None,
                 calls: None,
@@ -397,27 +434,18 @@ impl Bench {
     }
 
     /// Process start to exit of a program that does one GetItem, `cold` times.
-    async fn floor(
-        &self,
-        label: &'static str,
-        side: &'static str,
-        mut command: impl FnMut() -> Command,
-    ) -> Result<Row, BoxError> {
+    async fn floor(&self, side: Side, label: &'static str) -> Result<Row, BoxError> {
         let mut samples = vec![];
         for _ in 0..self.options.cold {
-            let start = Instant::now();
-            let status = command().kill_on_drop(true).status().await?;
-            samples.push(start.elapsed());
-            if !status.success() {
-                return Err(format!("{label} ({side}) failed: {status}").into());
-            }
+            samples.push(self.run_to_exit(self.floor_command(side)).await?);
         }
         Ok(Row {
-            label,
+            label: "one GetItem, process start to exit",
             function: "floor",
-            side,
+            side: label,
             init: None,
             first: Stats::of(&samples),
+            floor: None,
             warm: None,
             direct: None,
             calls: None,
@@ -564,10 +592,10 @@ async fn pending_credits(
             .await?;
         for item in page.items.unwrap_or_default() {
             // The boto3 handler's rewards (tenant bench-py) are not the consumer's shape.
-            if let Ok(reward) = serde_dynamo::from_item::<_, Reward>(item) {
-                if reward.tenant == "bench" {
-                    bodies.push(serde_json::to_string(&CreditMessage::of(&reward))?);
-                }
+            if let Ok(reward) = serde_dynamo::from_item::<_, Reward>(item)
+                && reward.tenant == "bench"
+            {
+                bodies.push(serde_json::to_string(&CreditMessage::of(&reward))?);
             }
         }
         start = page.last_evaluated_key;
@@ -660,6 +688,7 @@ async fn main() -> Result<(), BoxError> {
         env,
         python_env,
         calls,
+        floor_env: vec![],
         store: DynamoStore::new(dynamodb.clone(), TABLE),
         table: TABLE.to_owned(),
         dynamodb,
@@ -670,40 +699,20 @@ async fn main() -> Result<(), BoxError> {
     let functions: Vec<&str> = specs(&bench, &world).iter().map(|s| s.function).collect();
     let mut rows = vec![];
 
-    let floor_env = {
-        let key = referral::keys::program("bench", &world.program_id);
-        let mut env = bench.env.clone();
-        env.push(("FLOOR_PK".into(), key.pk));
-        env.push(("FLOOR_SK".into(), key.sk));
-        env
-    };
+    let key = referral::keys::program("bench", &world.program_id);
+    bench.floor_env = bench.env.clone();
+    bench.floor_env.push(("FLOOR_PK".into(), key.pk));
+    bench.floor_env.push(("FLOOR_SK".into(), key.sk));
     let only = bench.options.only.clone();
     let selected = |name: &str| {
         only.as_deref()
             .is_none_or(|only| only.split(',').any(|o| o == name))
     };
     if selected("floor") {
-        let floor = bench.root.join(&bench.options.bin_dir).join("bench-floor");
-        let python = bench.root.join(".venv-bench/bin/python");
+        rows.push(bench.floor(Side::Rust, "Rust (floor)").await?);
         rows.push(
             bench
-                .floor("one GetItem, process start to exit", "Rust (floor)", || {
-                    bench.command(&floor, &[], "floor", &floor_env)
-                })
-                .await?,
-        );
-        rows.push(
-            bench
-                .floor(
-                    "one GetItem, process start to exit",
-                    "Python 3 + boto3 (floor)",
-                    || {
-                        let mut command =
-                            bench.command(&python, &["floor.py"], "python-floor", &floor_env);
-                        command.current_dir(bench.root.join("tests/bench/python"));
-                        command
-                    },
-                )
+                .floor(Side::Python, "Python 3 + boto3 (floor)")
                 .await?,
         );
         report::print(rows.last_chunk::<2>().unwrap());
