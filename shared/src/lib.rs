@@ -1,24 +1,25 @@
-//! The domain crate of the referral engine: entities and their validation, the error catalogue,
-//! configuration, authentication, key design and the DynamoDB store every endpoint-group Lambda
-//! shares. Handlers in `functions/*` stay thin: authenticate, parse, call one operation here.
+//! The domain crate of the referral engine, in layers a newcomer can see from the folders:
+//!
+//! - [`domain`]: pure referral logic: entities and their validation, the reward-rules engine,
+//!   and the use cases (sign-up, invoice, withdraw, complete, invite) over the store ports. No
+//!   AWS, axum or reqwest in it (a test checks).
+//! - [`store`]: the ports the domain reaches persistence through, and their DynamoDB adapter
+//!   (`store::dynamo`, the only place that knows key formats).
+//! - [`delivery`]: what leaves the engine: the billing-credit message, its signature and the
+//!   verdicts of billing's answers, the SQS producer and the reconciler.
+//! - [`http`]: authentication, extractors, error mapping, router finish and the Lambda entry.
+//!
+//! Handlers in `functions/*` stay thin: authenticate, parse, call one use case here.
 
-pub mod auth;
-pub mod billing;
 pub mod clock;
-pub mod code;
 pub mod config;
+pub mod delivery;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod id;
-pub mod invitation;
-pub mod keys;
-pub mod ledger;
+pub mod json;
 pub mod page;
-pub mod program;
-pub mod promoter;
-pub mod queue;
-pub mod referral;
-pub mod rules;
 pub mod store;
 pub mod telemetry;
 

@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use axum::Router;
-use referral::auth::{self, Claims, Role};
 use referral::http::AppState;
-use referral::keys;
+use referral::http::auth::{self, Claims, Role};
+use referral::store::dynamo::keys;
 
 /// Every endpoint group, merged: what `make dev` serves on port 3000.
 pub fn routes() -> Router<AppState> {
@@ -203,8 +203,8 @@ pub mod billing {
     use axum::http::{HeaderMap, StatusCode};
     use axum::routing::post;
     use billing_consumer::Consumer;
-    use referral::billing::{SIGNATURE_HEADER, verify_signature};
-    use referral::queue::BillingQueue;
+    use referral::delivery::billing::{SIGNATURE_HEADER, verify_signature};
+    use referral::delivery::queue::BillingQueue;
     use referral::store::BillingStore;
 
     /// Receives up to ten messages (waiting up to `wait_seconds`), hands them to the consumer as

@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use referral::billing::{self, CreditMessage, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Verdict};
+use referral::delivery::billing::{
+    self, CreditMessage, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Verdict,
+};
 use referral::error::{Error, Result};
 use referral::store::{BillingStore, Claim};
 

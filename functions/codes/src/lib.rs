@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
 use referral::Result;
-use referral::code::{self, CodeChange, CodeView, NewCode, PublicCode};
+use referral::domain::code::{self, CodeChange, CodeView, NewCode, PublicCode};
 use referral::http::{Admin, AppState, JsonBody, PromoterUser, QueryParams};
 use referral::page::Page;
 use serde::Deserialize;

@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use referral::Result;
+use referral::domain::invitation::{self, EmailsBody, InvitationResult, Verified};
 use referral::http::{AppState, JsonBody, PromoterUser, Service};
-use referral::invitation::{self, EmailsBody, InvitationResult, Verified};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -13,9 +13,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use referral::Result;
+use referral::domain::program::{self, Program, ProgramInput};
 use referral::http::{Admin, AppState, JsonBody, Pagination};
 use referral::page::Page;
-use referral::program::{self, Program, ProgramInput};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -19,15 +19,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use referral::Result;
-use referral::http::{
-    Admin, AppState, JsonBody, Pagination, PromoterUser, PublicBaseUrl, QueryParams,
-};
-use referral::ledger::Payout;
-use referral::page::Page;
-use referral::promoter::{
+use referral::domain::ledger::Payout;
+use referral::domain::promoter::{
     self, DayEarnings, MinWithdrawal, PayoutMethod, PromoterView, ReferralList, ReferralListQuery,
     Statement,
 };
+use referral::http::{
+    Admin, AppState, JsonBody, Pagination, PromoterUser, PublicBaseUrl, QueryParams,
+};
+use referral::page::Page;
 use referral::store::PromoterChange;
 
 pub fn routes() -> Router<AppState> {

@@ -3,7 +3,7 @@
 //! rewards, never a scan. Clients are built once per cold start.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use referral::queue::BillingQueue;
+use referral::delivery::queue::BillingQueue;
 use referral::store::DynamoStore;
 
 #[tokio::main(flavor = "current_thread")]
@@ -19,8 +19,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (store, queue) = (&store, &queue);
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            let sent =
-                referral::billing::reconcile(store, queue, time::Duration::seconds(age)).await?;
+            let sent = referral::delivery::reconcile::reconcile(
+                store,
+                queue,
+                time::Duration::seconds(age),
+            )
+            .await?;
             Ok::<_, lambda_runtime::Error>(serde_json::json!({ "resent": sent }))
         },
     ))

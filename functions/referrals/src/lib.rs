@@ -21,14 +21,14 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use referral::Result;
-use referral::billing;
-use referral::http::{Admin, AppState, Backoffice, JsonBody, Pagination, QueryParams, Service};
-use referral::ledger::Reward;
-use referral::page::Page;
-use referral::referral::{
+use referral::domain::ledger::Reward;
+use referral::domain::ledger::rewards;
+use referral::domain::referral::{
     self as relations, CompleteByUsers, Completion, Invoice, InvoiceOutcome, Outcome, Referral,
     SignUp, Verification, VerificationResult,
 };
+use referral::http::{Admin, AppState, Backoffice, JsonBody, Pagination, QueryParams, Service};
+use referral::page::Page;
 use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
@@ -55,7 +55,7 @@ async fn rewards(
     Pagination(page): Pagination,
 ) -> Result<Json<Page<Reward>>> {
     Ok(Json(
-        billing::failed_rewards(&state.store, &admin.tenant, query.status.as_deref(), &page)
+        rewards::failed_rewards(&state.store, &admin.tenant, query.status.as_deref(), &page)
             .await?,
     ))
 }
@@ -65,7 +65,7 @@ async fn retry(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Reward>)> {
-    let reward = billing::retry_reward(&state.store, &admin.tenant, &id).await?;
+    let reward = rewards::retry_reward(&state.store, &admin.tenant, &id).await?;
     state.deliver([&reward]).await;
     Ok((StatusCode::ACCEPTED, Json(reward)))
 }

@@ -8,14 +8,14 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
-pub use crate::code::CodeItem;
-use crate::code::ReferralCode;
+use crate::domain::code::ReferralCode;
+use crate::domain::ledger::{Payout, Reward};
+use crate::domain::program::Program;
+pub use crate::domain::promoter::CodeItem;
+use crate::domain::promoter::{PayoutMethod, Promoter};
+use crate::domain::referral::Referral;
 use crate::error::Result;
-use crate::ledger::{Payout, Reward};
 use crate::page::{Page, PageRequest};
-use crate::program::Program;
-use crate::promoter::{PayoutMethod, Promoter};
-use crate::referral::Referral;
 
 pub use dynamo::DynamoStore;
 
@@ -213,7 +213,7 @@ pub struct EmailOwner {
 /// A change of a promoter's balances; `currency` sets the balances' currency if unset.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Balance {
-    pub effect: crate::ledger::BalanceEffect,
+    pub effect: crate::domain::ledger::BalanceEffect,
     pub currency: Option<String>,
 }
 
@@ -221,7 +221,7 @@ impl Balance {
     /// Counts a new reward.
     pub fn add(&mut self, reward: &Reward) {
         self.shift(reward.balance_effect(), 1);
-        if reward.kind == crate::program::RewardKind::Cash && self.currency.is_none() {
+        if reward.kind == crate::domain::program::RewardKind::Cash && self.currency.is_none() {
             self.currency = Some(reward.currency.clone());
         }
     }
@@ -232,7 +232,7 @@ impl Balance {
         self.add(after);
     }
 
-    fn shift(&mut self, effect: crate::ledger::BalanceEffect, sign: i64) {
+    fn shift(&mut self, effect: crate::domain::ledger::BalanceEffect, sign: i64) {
         self.effect.total_earned += sign * effect.total_earned;
         self.effect.current_balance += sign * effect.current_balance;
         self.effect.points_earned += sign * effect.points_earned;
@@ -378,7 +378,7 @@ pub trait InvitationStore: Send + Sync {
     /// Writes each invitation unless another promoter holds the email; answers in order.
     fn invite(
         &self,
-        invitations: &[crate::invitation::Invitation],
+        invitations: &[crate::domain::invitation::Invitation],
     ) -> impl Future<Output = Result<Vec<Invited>>> + Send;
 
     /// The invitations of those emails that have one.
@@ -386,7 +386,7 @@ pub trait InvitationStore: Send + Sync {
         &self,
         tenant: &str,
         emails: &[String],
-    ) -> impl Future<Output = Result<Vec<crate::invitation::Invitation>>> + Send;
+    ) -> impl Future<Output = Result<Vec<crate::domain::invitation::Invitation>>> + Send;
 
     /// The user a sign-up reported `email` for, if any.
     fn email_owner(

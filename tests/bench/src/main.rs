@@ -19,11 +19,11 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError as SdkBoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use futures::future::BoxFuture;
-use referral::auth::Role;
-use referral::billing::CreditMessage;
+use referral::delivery::billing::CreditMessage;
+use referral::delivery::queue::BillingQueue;
+use referral::domain::ledger::Reward;
 use referral::http::AppState;
-use referral::ledger::Reward;
-use referral::queue::BillingQueue;
+use referral::http::auth::Role;
 use referral::store::DynamoStore;
 use report::{Row, Stats};
 use runtime::{BoxError, Process};
@@ -578,13 +578,13 @@ async fn pending_credits(
         let page = dynamodb
             .query()
             .table_name(table)
-            .index_name(referral::keys::GSI2)
+            .index_name(referral::store::dynamo::keys::GSI2)
             .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", referral::keys::GSI2PK)
+            .expression_attribute_names("#pk", referral::store::dynamo::keys::GSI2PK)
             .expression_attribute_values(
                 ":pk",
                 aws_sdk_dynamodb::types::AttributeValue::S(
-                    referral::keys::UNDELIVERED_REWARDS.to_owned(),
+                    referral::store::dynamo::keys::UNDELIVERED_REWARDS.to_owned(),
                 ),
             )
             .set_exclusive_start_key(start)
@@ -699,7 +699,7 @@ async fn main() -> Result<(), BoxError> {
     let functions: Vec<&str> = specs(&bench, &world).iter().map(|s| s.function).collect();
     let mut rows = vec![];
 
-    let key = referral::keys::program("bench", &world.program_id);
+    let key = referral::store::dynamo::keys::program("bench", &world.program_id);
     bench.floor_env = bench.env.clone();
     bench.floor_env.push(("FLOOR_PK".into(), key.pk));
     bench.floor_env.push(("FLOOR_SK".into(), key.sk));
@@ -825,7 +825,7 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
             Box::new(move |_| {
                 let (store, id) = (store.clone(), id.clone());
                 boxed(async move {
-                    referral::program::get_program(&store, "bench", &id)
+                    referral::domain::program::get_program(&store, "bench", &id)
                         .await
                         .map(drop)
                 })
@@ -861,7 +861,7 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
                 let input =
                     serde_json::from_value(program_body(&format!("Direct {run} {i}"))).unwrap();
                 boxed(async move {
-                    referral::program::create_program(&store, "bench-create-direct", &input)
+                    referral::domain::program::create_program(&store, "bench-create-direct", &input)
                         .await
                         .map(drop)
                 })
@@ -903,7 +903,8 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
                 .unwrap();
                 boxed(async move {
                     let outcome =
-                        referral::referral::register_referral(&store, "bench", &input).await?;
+                        referral::domain::referral::register_referral(&store, "bench", &input)
+                            .await?;
                     queue
                         .enqueue(outcome.rewards.iter().chain(&outcome.released))
                         .await;
@@ -926,7 +927,7 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
             Box::new(move |_| {
                 let store = store.clone();
                 boxed(async move {
-                    referral::promoter::get_or_create(&store, "bench", "alice")
+                    referral::domain::promoter::get_or_create(&store, "bench", "alice")
                         .await
                         .map(drop)
                 })
@@ -945,7 +946,11 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
             let (store, code) = (store.clone(), world.code.clone());
             Box::new(move |_| {
                 let (store, code) = (store.clone(), code.clone());
-                boxed(async move { referral::code::count_click(&store, &code).await.map(drop) })
+                boxed(async move {
+                    referral::domain::code::count_click(&store, &code)
+                        .await
+                        .map(drop)
+                })
             })
         },
     });
@@ -970,7 +975,7 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
                     serde_json::from_value(json!([format!("direct-{run}-{i}@bench.example")]))
                         .unwrap();
                 boxed(async move {
-                    referral::invitation::invite(&store, "bench", "alice", &emails)
+                    referral::domain::invitation::invite(&store, "bench", "alice", &emails)
                         .await
                         .map(drop)
                 })
@@ -996,7 +1001,7 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
             Box::new(move |_| {
                 let (store, queue) = (store.clone(), queue.clone());
                 boxed(async move {
-                    referral::billing::reconcile(&store, &queue, time::Duration::days(1)).await.map(drop)
+                    referral::delivery::reconcile::reconcile(&store, &queue, time::Duration::days(1)).await.map(drop)
                 })
             })
         },

@@ -4,9 +4,9 @@
 
 use std::net::Ipv4Addr;
 
-use referral::auth::Role;
 use referral::config::{Config, DEV_JWT_SECRET};
 use referral::http::AppState;
+use referral::http::auth::Role;
 
 /// The signing secret of billing callbacks unless `BILLING_SIGNING_SECRET` says otherwise.
 const DEV_SIGNING_SECRET: &str = "local-dev-billing-secret";
@@ -80,7 +80,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             let age = time::Duration::seconds(60);
-            if let Err(error) = referral::billing::reconcile(&reconcile_store, &queue, age).await {
+            if let Err(error) =
+                referral::delivery::reconcile::reconcile(&reconcile_store, &queue, age).await
+            {
                 tracing::warn!(%error, "reconciler failed");
             }
         }

@@ -1,7 +1,7 @@
 //! Authentication, roles and tenant isolation on the programs routes.
 
 use axum::http::Method;
-use referral::auth::Role;
+use referral::http::auth::Role;
 use serde_json::json;
 
 use crate::support::{Api, SECRET, assert_error, token};

@@ -12,11 +12,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::post;
 use billing_consumer::{Consumer, Settings};
-use referral::auth::Role;
-use referral::billing::{self, CreditMessage};
+use referral::delivery::billing::{self, CreditMessage};
+use referral::delivery::queue::BillingQueue;
+use referral::domain::ledger::{Reward, RewardStatus};
 use referral::http::AppState;
-use referral::ledger::{Reward, RewardStatus};
-use referral::queue::BillingQueue;
+use referral::http::auth::Role;
 use referral::store::{DynamoStore, ReferralStore};
 use serde_json::{Value, json};
 
@@ -204,7 +204,7 @@ fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec
 }
 
 async fn stored(api: &Api, reward: &Reward) -> Reward {
-    billing::reward_by_id(&api.store, &api.tenant, &reward.id)
+    referral::domain::ledger::rewards::reward_by_id(&api.store, &api.tenant, &reward.id)
         .await
         .unwrap()
 }
@@ -560,7 +560,7 @@ async fn a_lost_send_is_recovered_by_the_reconciler() {
     let queue = queue(&api).await;
     let consumer = receiver.consumer(api.store.clone(), Duration::from_secs(2));
     assert_eq!(drain(&queue, &consumer).await, 0);
-    let resent = billing::reconcile(&api.store, &queue, time::Duration::ZERO)
+    let resent = referral::delivery::reconcile::reconcile(&api.store, &queue, time::Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(resent, 1);

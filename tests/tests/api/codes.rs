@@ -2,7 +2,7 @@
 //! look-up and the click redirect.
 
 use axum::http::{Method, Request, StatusCode};
-use referral::auth::Role;
+use referral::http::auth::Role;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use axum::http::HeaderValue;
-use referral::auth::TokenVerifier;
-use referral::code::{CodeStats, ReferralCode};
 use referral::config::DEV_JWT_SECRET;
-use referral::program::{Program, ProgramInput};
+use referral::domain::code::{CodeStats, ReferralCode};
+use referral::domain::program::{Program, ProgramInput};
+use referral::http::auth::TokenVerifier;
 use referral::store::{CodeStore, ProgramStore};
 use tower::ServiceExt;
 
@@ -99,7 +99,7 @@ async fn seeded() -> Api {
     };
     let program = Program::create(PROGRAM_ID.to_owned(), &api.tenant, &input, now).unwrap();
     api.store.insert_program(&program).await.unwrap();
-    let promoter = referral::promoter::get_or_create(&api.store, &api.tenant, PROMOTER)
+    let promoter = referral::domain::promoter::get_or_create(&api.store, &api.tenant, PROMOTER)
         .await
         .unwrap();
     let code = ReferralCode {

@@ -1,7 +1,7 @@
 //! Email invitations (seed 000) and seed 004's users named by identifiers, against the emulator.
 
 use axum::http::{Method, StatusCode};
-use referral::auth::Role;
+use referral::http::auth::Role;
 use serde_json::{Value, json};
 
 use crate::support::{Api, assert_error, token};

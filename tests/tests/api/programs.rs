@@ -558,7 +558,7 @@ async fn each_route_costs_its_documented_round_trips() {
             Some(&crate::support::token(
                 &api.tenant,
                 "u",
-                referral::auth::Role::Promoter,
+                referral::http::auth::Role::Promoter,
             )),
             None,
         )

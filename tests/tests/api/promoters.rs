@@ -2,7 +2,7 @@
 
 use axum::http::{Method, StatusCode};
 use futures::future::join_all;
-use referral::auth::Role;
+use referral::http::auth::Role;
 use serde_json::{Value, json};
 
 use crate::support::{Api, assert_error, seed, token};

@@ -3,9 +3,9 @@
 
 use axum::http::{Method, StatusCode};
 use futures::future::join_all;
-use referral::auth::Role;
-use referral::ledger::{Reward, RewardStatus};
-use referral::program::{Delivery, RewardKind};
+use referral::domain::ledger::{Reward, RewardStatus};
+use referral::domain::program::{Delivery, RewardKind};
+use referral::http::auth::Role;
 use referral::store::{ProgramStore, PromoterStore};
 use serde_json::{Value, json};
 
@@ -65,7 +65,7 @@ async fn assert_balances_match_ledger(api: &Api, user: &str) {
         .rewards_since(&api.tenant, user, time::OffsetDateTime::UNIX_EPOCH)
         .await
         .unwrap();
-    let cash = |r: &&referral::ledger::Reward| {
+    let cash = |r: &&referral::domain::ledger::Reward| {
         r.kind == RewardKind::Cash && r.status != RewardStatus::Reversed
     };
     let earned: i64 = ledger.iter().filter(cash).map(|r| r.amount).sum();

@@ -11,9 +11,9 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use referral::auth::Role;
 use referral::config::Config;
 use referral::http::AppState;
+use referral::http::auth::Role;
 use referral::store::DynamoStore;
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -222,9 +222,9 @@ pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str) {
 /// Test data the referrals issue will write through sign-ups and events: relations and rewards,
 /// written here through the domain crate's own item builders and store.
 pub mod seed {
-    use referral::ledger::{Reward, RewardStatus};
-    use referral::program::{Delivery, Recipient, RewardKind};
-    use referral::referral::{InvitationMethod, Referral, ReferralStatus};
+    use referral::domain::ledger::{Reward, RewardStatus};
+    use referral::domain::program::{Delivery, Recipient, RewardKind};
+    use referral::domain::referral::{InvitationMethod, Referral, ReferralStatus};
     use time::OffsetDateTime;
 
     use super::Api;

@@ -8,10 +8,10 @@ use super::{
     DynamoStore, conditional, decode_cursor, from_item, key_item, number, sdk_error, string,
 };
 use crate::clock;
+use crate::domain::ledger::{Reward, RewardStatus};
 use crate::error::{Error, Result};
-use crate::keys;
-use crate::ledger::{Reward, RewardStatus};
 use crate::page::{Page, PageRequest};
+use crate::store::dynamo::keys;
 use crate::store::{BillingStore, Claim};
 
 fn reward_key(reward: &Reward) -> keys::Key {

@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 use super::promoters::PROMOTER_ENTITY;
 use super::{DynamoStore, Item, conditional, entity_item, from_item, key_item, number, string};
 use crate::clock;
-use crate::code::ReferralCode;
+use crate::domain::code::ReferralCode;
 use crate::error::{Error, Result};
-use crate::keys;
+use crate::store::dynamo::keys;
 use crate::store::{CodeItem, CodeStore};
 
 const CODE_ENTITY: &str = "referral_code";

@@ -6,9 +6,9 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{DynamoStore, Item, conditional, entity_item, from_item, key_item, sdk_error, string};
+use crate::domain::invitation::Invitation;
 use crate::error::{Error, Result};
-use crate::invitation::Invitation;
-use crate::keys;
+use crate::store::dynamo::keys;
 use crate::store::{InvitationStore, Invited};
 
 const INVITATION_ENTITY: &str = "invitation";

@@ -1,5 +1,5 @@
 //! The DynamoDB adapter of the store port. Every key it reads or writes comes from
-//! [`crate::keys`]; uniqueness and concurrency rules are DynamoDB conditions and transactions.
+//! [`crate::store::dynamo::keys`]; uniqueness and concurrency rules are DynamoDB conditions and transactions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::keys::{self, Key};
+use keys::Key;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -415,6 +415,7 @@ fn decode_cursor(cursor: &str, expected_prefix: &str) -> Result<String> {
 mod billing;
 mod codes;
 mod invitations;
+pub mod keys;
 mod programs;
 mod promoters;
 mod referrals;
@@ -434,6 +435,35 @@ mod tests {
         );
         assert!(decode_cursor(&encode_cursor("PROMOTER#x"), "PROGRAM#").is_err());
         assert!(decode_cursor("%%%", "PROGRAM#").is_err());
+    }
+
+    #[test]
+    fn programs_and_promoters_round_trip_through_items() {
+        let input = crate::json::parse(
+            br#"{"name": "P", "currency": "USD", "expires_at": "2027-06-30T23:59:59Z",
+                "rewards": [{"recipient": "referrer", "trigger": "each_invoice", "kind": "cash",
+                "percent": 15.0, "delivery": "payout"}]}"#,
+        )
+        .unwrap();
+        let now = time::macros::datetime!(2026-11-23 12:00 UTC);
+        let program =
+            crate::domain::program::Program::create("01J".into(), "acme", &input, now).unwrap();
+        let item: Item = serde_dynamo::to_item(&program).unwrap();
+        assert_eq!(
+            from_item::<crate::domain::program::Program>(item).unwrap(),
+            program
+        );
+
+        let promoter = crate::domain::promoter::Promoter::new("acme", "u1", "ABCD2345".into(), now);
+        let item: Item = serde_dynamo::to_item(&promoter).unwrap();
+        assert!(
+            item.contains_key("link_clicks"),
+            "stats are flat attributes"
+        );
+        assert_eq!(
+            from_item::<crate::domain::promoter::Promoter>(item).unwrap(),
+            promoter
+        );
     }
 
     #[test]

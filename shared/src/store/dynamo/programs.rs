@@ -8,10 +8,10 @@ use super::{
     DynamoStore, Item, Outcome, conditional, decode_cursor, entity_item, from_item, guard_item,
     key_item, number, string,
 };
+use crate::domain::program::{Program, ProgramStatus};
 use crate::error::{Error, Result};
-use crate::keys;
 use crate::page::{Page, PageRequest};
-use crate::program::{Program, ProgramStatus};
+use crate::store::dynamo::keys;
 use crate::store::{ProgramStore, Replaced};
 
 const PROGRAM_ENTITY: &str = "program";

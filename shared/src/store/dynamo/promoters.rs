@@ -8,12 +8,12 @@ use super::{
     string, with_gsi2,
 };
 use crate::clock;
+use crate::domain::ledger::{Payout, PayoutStatus, Reward};
+use crate::domain::promoter::Promoter;
+use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
-use crate::keys;
-use crate::ledger::{Payout, PayoutStatus, Reward};
 use crate::page::{Page, PageRequest};
-use crate::promoter::Promoter;
-use crate::referral::Referral;
+use crate::store::dynamo::keys;
 use crate::store::{Inserted, PromoterChange, PromoterStore};
 
 pub(super) const PROMOTER_ENTITY: &str = "promoter";
@@ -80,14 +80,16 @@ pub fn reward_item(reward: &Reward) -> Result<Item> {
             keys::ledger_gsi1sk(&clock::format(reward.created), &reward.id),
         )),
     )?;
-    Ok(if reward.status == crate::ledger::RewardStatus::Pending {
-        with_gsi2(
-            item,
-            keys::undelivered_reward(&clock::format(reward.updated), &reward.id),
-        )
-    } else {
-        item
-    })
+    Ok(
+        if reward.status == crate::domain::ledger::RewardStatus::Pending {
+            with_gsi2(
+                item,
+                keys::undelivered_reward(&clock::format(reward.updated), &reward.id),
+            )
+        } else {
+            item
+        },
+    )
 }
 
 fn promoter_from(item: Item) -> Result<Promoter> {
@@ -139,7 +141,7 @@ impl DynamoStore {
                 (":now", string(clock::format(reward.updated))),
             ];
             let mut expression = "ADD total_earned :earned, current_balance :balance, points_earned :points SET updated = :now".to_owned();
-            if reward.kind == crate::program::RewardKind::Cash {
+            if reward.kind == crate::domain::program::RewardKind::Cash {
                 expression.push_str(", currency = if_not_exists(currency, :currency)");
                 values.push((":currency", string(&reward.currency)));
             }

@@ -6,10 +6,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use super::promoters::{referral_item, reward_item};
 use super::{DynamoStore, Filter, Item, Outcome, from_item, key_item, number, string};
 use crate::clock;
+use crate::domain::ledger::{Reward, RewardStatus};
+use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
-use crate::keys::{self, Key};
-use crate::ledger::{Reward, RewardStatus};
-use crate::referral::Referral;
+use crate::store::dynamo::keys::{self, Key};
 use crate::store::{Balance, Committed, Plan, ReferralStore, RelationWrite};
 
 /// Event records are kept this long for idempotency, then expire through the table's TTL.

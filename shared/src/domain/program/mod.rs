@@ -5,23 +5,20 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
-use crate::clock::{self, rfc3339};
+use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use crate::id;
-use crate::page::{Page, PageRequest};
-use crate::store::{ProgramStore, Replaced};
+pub mod manage;
+
+pub use manage::*;
+
+use crate::domain::money::{MAX_AMOUNT, POINTS, validate_currency};
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_MESSAGE_CHARS: usize = 2000;
-/// The largest amount (minor units or points) a rule, threshold or override may name:
-/// one billion major units, far from `i64` overflow when summed.
-pub const MAX_AMOUNT: i64 = 100_000_000_000;
 /// The largest `max_referrals` / `min_referrals`.
 pub const MAX_REFERRAL_LIMIT: i64 = 1_000_000;
 pub const MAX_RULES: usize = 20;
 pub const MAX_COUNTRY_OVERRIDES: usize = 250;
-/// The currency of point rewards.
-pub const POINTS: &str = "POINTS";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -535,106 +532,11 @@ fn referral_limit(field: &str, value: i64) -> Result<u32> {
     Ok(value as u32)
 }
 
-fn validate_currency(currency: &str) -> Result<()> {
-    let well_formed = currency == POINTS
-        || (currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()));
-    if !well_formed {
-        return Err(Error::invalid(
-            "currency",
-            "must be 3 upper-case letters (ISO 4217, such as USD) or POINTS",
-        ));
-    }
-    if currency != POINTS && iso_currency::Currency::from_code(currency).is_none() {
-        return Err(Error::invalid(
-            "currency",
-            format!("{currency} is not an ISO 4217 currency code"),
-        ));
-    }
-    Ok(())
-}
-
 /// An ISO 3166-1 alpha-2 code, in upper case.
 pub fn is_country_code(code: &str) -> bool {
     code.len() == 2
         && code.bytes().all(|b| b.is_ascii_uppercase())
         && celes::Country::from_alpha2(code).is_ok()
-}
-
-// ---- Domain operations: what the programs routes do, over the store port. ----
-
-/// How often an update re-reads and retries when another writer changed the program meanwhile.
-const UPDATE_ATTEMPTS: usize = 4;
-
-/// Creates a program; its name is unique in the tenant (409 otherwise). One `TransactWriteItems`.
-pub async fn create_program(
-    store: &impl ProgramStore,
-    tenant: &str,
-    input: &ProgramInput,
-) -> Result<Program> {
-    let program = Program::create(id::new_id(), tenant, input, clock::now())?;
-    store.insert_program(&program).await?;
-    Ok(program)
-}
-
-/// The tenant's program `id`; 404 when it does not exist in this tenant. One `GetItem`.
-pub async fn get_program(store: &impl ProgramStore, tenant: &str, id: &str) -> Result<Program> {
-    if !id::is_id(id) {
-        return Err(not_found(id));
-    }
-    store
-        .get_program(tenant, id)
-        .await?
-        .ok_or_else(|| not_found(id))
-}
-
-/// A page of the tenant's programs, newest first. One `Query`.
-pub async fn list_programs(
-    store: &impl ProgramStore,
-    tenant: &str,
-    page: &PageRequest,
-) -> Result<Page<Program>> {
-    store.list_programs(tenant, page).await
-}
-
-/// Applies a partial update. The write is conditional on the version read, and a rename moves
-/// the name guard in the same transaction, so concurrent updates neither lose changes nor break
-/// name uniqueness. One `GetItem` plus one `PutItem` (a `TransactWriteItems` on rename).
-pub async fn update_program(
-    store: &impl ProgramStore,
-    tenant: &str,
-    id: &str,
-    input: &ProgramInput,
-) -> Result<Program> {
-    for _ in 0..UPDATE_ATTEMPTS {
-        let current = get_program(store, tenant, id).await?;
-        if input.is_empty() {
-            return Ok(current);
-        }
-        let next = current.patched(input, clock::now())?;
-        match store.replace_program(&current, &next).await? {
-            Replaced::Done => return Ok(next),
-            Replaced::Stale => continue,
-        }
-    }
-    Err(Error::Conflict(
-        "the program is being changed by other requests; retry".into(),
-    ))
-}
-
-/// Archives a program (no new referrals; history and name stay). Archiving an archived program
-/// answers it unchanged. One `UpdateItem`.
-pub async fn archive_program(store: &impl ProgramStore, tenant: &str, id: &str) -> Result<Program> {
-    if !id::is_id(id) {
-        return Err(not_found(id));
-    }
-    store
-        .archive_program(tenant, id, clock::now())
-        .await?
-        .ok_or_else(|| not_found(id))
-}
-
-fn not_found(id: &str) -> Error {
-    Error::NotFound(format!("no program {id}"))
 }
 
 #[cfg(test)]
@@ -646,7 +548,7 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 
     fn input(value: serde_json::Value) -> Result<ProgramInput> {
-        crate::http::parse_json(value.to_string().as_bytes())
+        crate::json::parse(value.to_string().as_bytes())
     }
 
     fn create(value: serde_json::Value) -> Result<Program> {
@@ -986,12 +888,8 @@ mod tests {
     }
 
     #[test]
-    fn stored_form_round_trips_through_dynamodb_attributes() {
+    fn answers_format_times_and_percentages() {
         let program = create(valid()).unwrap();
-        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
-            serde_dynamo::to_item(&program).unwrap();
-        let back: Program = serde_dynamo::from_item(item).unwrap();
-        assert_eq!(back, program);
         let json = serde_json::to_value(&program).unwrap();
         assert_eq!(json["expires_at"], "2027-06-30T23:59:59.000Z");
         assert_eq!(json["rewards"][2]["percent"], 15.0);

@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-use crate::clock::{self, rfc3339};
-use crate::code::{self, CodeStats, CodeView};
+use crate::clock::rfc3339;
+use crate::domain::code::{CodeStats, CodeView, ReferralCode};
+use crate::domain::ledger::Reward;
+use crate::domain::program::{self, CodeTerms, Program, ProgramStatus, Recipient, RewardKind};
+use crate::domain::referral::{InvitationMethod, Referral, ReferralStatus};
 use crate::error::{Error, Result};
-use crate::ledger::{Payout, PayoutStatus, Reward};
-use crate::page::{Page, PageRequest};
-use crate::program::{self, CodeTerms, Program, ProgramStatus, Recipient, RewardKind};
-use crate::referral::{InvitationMethod, Referral, ReferralStatus};
-use crate::store::{Inserted, ProgramStore, PromoterChange, PromoterStore};
+pub mod account;
+
+pub use account::*;
 
 /// Default minimum withdrawal balance: 20.00.
 pub const DEFAULT_MIN_WITHDRAWAL: i64 = 2000;
@@ -120,6 +121,47 @@ impl Promoter {
     }
 }
 
+/// A code's item: a promoter's primary code (which holds the promoter) or an extra code.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CodeItem {
+    Promoter(Promoter),
+    Extra(ReferralCode),
+}
+
+impl CodeItem {
+    pub fn view(&self) -> CodeView {
+        match self {
+            CodeItem::Promoter(promoter) => promoter.code_view(),
+            CodeItem::Extra(code) => CodeView {
+                code: code.code.clone(),
+                program_id: Some(code.program_id.clone()),
+                is_primary: false,
+                is_active: code.is_active,
+                referrer_amount: code.referrer_amount,
+                referee_amount: code.referee_amount,
+                max_referrals: code.max_referrals,
+                stats: code.stats.clone(),
+                created: code.created,
+                referred_users: None,
+            },
+        }
+    }
+
+    pub fn stats(&self) -> &CodeStats {
+        match self {
+            CodeItem::Promoter(promoter) => &promoter.stats,
+            CodeItem::Extra(code) => &code.stats,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        match self {
+            CodeItem::Promoter(promoter) => promoter.is_active,
+            CodeItem::Extra(code) => code.is_active,
+        }
+    }
+}
+
 /// `GET /v1/promoters/me` and `GET /v1/promoters/{user_id}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PromoterView {
@@ -142,79 +184,9 @@ pub struct PromoterView {
     pub updated: OffsetDateTime,
 }
 
-// ---- Payout method and minimum withdrawal ----
+pub use crate::domain::ledger::{PayoutKind, PayoutMethod};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayoutKind {
-    Wise,
-    Paypal,
-    Crypto,
-    BankTransfer,
-}
-
-/// Where a promoter's payouts go: `PATCH /v1/promoters/me/payout-method`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PayoutMethod {
-    pub method: PayoutKind,
-    pub payment_address: String,
-}
-
-impl PayoutMethod {
-    /// The method with its address checked for the kind and put in canonical form: an email for
-    /// Wise and PayPal, a plausible wallet address for crypto, an IBAN with a valid checksum for
-    /// bank transfers (stored without spaces, upper case).
-    pub fn validated(self) -> Result<PayoutMethod> {
-        let address = self.payment_address.trim();
-        let invalid = |what: &str| Err(Error::invalid("payment_address", what.to_owned()));
-        let canonical = match self.method {
-            PayoutKind::Wise | PayoutKind::Paypal => {
-                if address.len() > 254 || !email_address::EmailAddress::is_valid(address) {
-                    return invalid("must be an email address for wise and paypal");
-                }
-                address.to_owned()
-            }
-            PayoutKind::Crypto => {
-                if !is_plausible_wallet(address) {
-                    return invalid(
-                        "must be a wallet address (0x + 40 hex digits, a bech32 bc1… address, or 26-44 base58 characters)",
-                    );
-                }
-                address.to_owned()
-            }
-            PayoutKind::BankTransfer => {
-                let compact: String = address
-                    .chars()
-                    .filter(|c| !c.is_whitespace())
-                    .collect::<String>()
-                    .to_ascii_uppercase();
-                match compact.parse::<iban::Iban>() {
-                    Ok(iban) => iban::IbanLike::electronic_str(&iban).to_owned(),
-                    Err(_) => return invalid("must be an IBAN with a valid checksum"),
-                }
-            }
-        };
-        Ok(PayoutMethod {
-            method: self.method,
-            payment_address: canonical,
-        })
-    }
-}
-
-fn is_plausible_wallet(address: &str) -> bool {
-    const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-    const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-    let len = address.len();
-    let ethereum = len == 42
-        && address.starts_with("0x")
-        && address[2..].bytes().all(|b| b.is_ascii_hexdigit());
-    let bech32 = (address.starts_with("bc1") || address.starts_with("tb1"))
-        && (14..=74).contains(&len)
-        && address[3..].bytes().all(|b| BECH32.contains(&b));
-    let base58 = (26..=44).contains(&len) && address.bytes().all(|b| BASE58.contains(&b));
-    ethereum || bech32 || base58
-}
+// ---- Minimum withdrawal ----
 
 /// Body of `PATCH /v1/promoters/me/min-withdrawal-balance`.
 #[derive(Clone, Debug, Deserialize)]
@@ -300,7 +272,7 @@ pub struct ReferralLine {
     pub commission_rate: Option<f64>,
     /// Cash the promoter earned through this referral, minor units.
     pub commission_amount: i64,
-    pub commission_status: Option<crate::ledger::RewardStatus>,
+    pub commission_status: Option<crate::domain::ledger::RewardStatus>,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
 }
@@ -431,247 +403,12 @@ pub fn statement(programs: &[Program], referrals: &[Referral]) -> Statement {
     }
 }
 
-// ---- Domain operations over the store ports ----
-
-/// The caller's promoter, created with a fresh unique code on first use. Race-safe: concurrent
-/// first calls create exactly one promoter (the user guard is written in the same transaction).
-/// An existing promoter costs one `Query`.
-pub async fn get_or_create(
-    store: &impl PromoterStore,
-    tenant: &str,
-    user: &str,
-) -> Result<Promoter> {
-    if let Some(promoter) = store.find_promoter(tenant, user).await? {
-        return Ok(promoter);
-    }
-    for _ in 0..CODE_ATTEMPTS {
-        let promoter = Promoter::new(tenant, user, code::generate(), clock::now());
-        match store.insert_promoter(&promoter).await? {
-            Inserted::Done => return Ok(promoter),
-            Inserted::KeyTaken => continue,
-            Inserted::GuardTaken => {
-                return store.read_promoter(tenant, user).await?.ok_or_else(|| {
-                    Error::internal(format!("promoter guard of {user} has no promoter"))
-                });
-            }
-        }
-    }
-    Err(Error::internal(
-        "no free referral code after several attempts",
-    ))
-}
-
-/// A promoter an admin looks up; 404 when the user is not a promoter.
-pub async fn get(store: &impl PromoterStore, tenant: &str, user: &str) -> Result<Promoter> {
-    store
-        .find_promoter(tenant, user)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("user {user} is not a promoter")))
-}
-
-/// Sets the payout method or the minimum withdrawal balance.
-pub async fn change(
-    store: &impl PromoterStore,
-    tenant: &str,
-    user: &str,
-    change: PromoterChange,
-) -> Result<Promoter> {
-    let promoter = get_or_create(store, tenant, user).await?;
-    store
-        .update_promoter(&promoter, &change, clock::now())
-        .await
-}
-
-/// The last seven UTC days of cash earnings. One `Query` on the ledger.
-pub async fn recent(
-    store: &impl PromoterStore,
-    tenant: &str,
-    user: &str,
-) -> Result<Vec<DayEarnings>> {
-    let today = OffsetDateTime::now_utc().date();
-    let rewards = store
-        .rewards_since(tenant, user, recent_window_start(today))
-        .await?;
-    Ok(recent_earnings(today, &rewards))
-}
-
-/// The seed-shaped page of the promoter's referrals, newest first.
-pub async fn referrals(
-    store: &impl PromoterStore,
-    tenant: &str,
-    user: &str,
-    query: &ReferralListQuery,
-) -> Result<ReferralList> {
-    let (page, size) = query.parse()?;
-    let all = store.referrals_of(tenant, user).await?;
-    Ok(referral_page(&all, page, size))
-}
-
-pub async fn payouts(
-    store: &impl PromoterStore,
-    tenant: &str,
-    user: &str,
-    page: &PageRequest,
-) -> Result<Page<Payout>> {
-    store.payouts_of(tenant, user, page).await
-}
-
-/// Withdraws the whole current balance, if it reaches the minimum: the balance goes to 0 and a
-/// `requested` payout appears, in one transaction conditioned on the balance read, so two
-/// concurrent requests never pay the same balance twice.
-pub async fn request_payout(
-    store: &impl PromoterStore,
-    tenant: &str,
-    user: &str,
-) -> Result<Payout> {
-    let mut promoter = get_or_create(store, tenant, user).await?;
-    for _ in 0..3 {
-        if promoter.current_balance <= 0
-            || promoter.current_balance < promoter.min_withdrawal_balance
-        {
-            return Err(Error::BelowMinWithdrawalBalance(format!(
-                "the balance {} is below the minimum withdrawal balance {}",
-                promoter.current_balance, promoter.min_withdrawal_balance
-            )));
-        }
-        let Some(method) = promoter.payout_method.clone() else {
-            return Err(Error::PayoutMethodMissing(
-                "set a payout method before withdrawing".into(),
-            ));
-        };
-        let payout = Payout {
-            id: crate::id::new_id(),
-            tenant: tenant.to_owned(),
-            user_id: user.to_owned(),
-            promoter_code: promoter.referral_code.clone(),
-            amount: promoter.current_balance,
-            currency: promoter
-                .currency
-                .clone()
-                .unwrap_or_else(|| "USD".to_owned()),
-            status: PayoutStatus::Requested,
-            payout_method: method,
-            created: clock::now(),
-            paid_at: None,
-        };
-        if store.request_payout(&promoter, &payout).await? {
-            return Ok(payout);
-        }
-        // The balance moved since it was read: read it again, consistently.
-        promoter = store
-            .promoter_by_code(&promoter.referral_code)
-            .await?
-            .ok_or_else(|| Error::internal("promoter vanished during a payout"))?;
-    }
-    Err(Error::Conflict(
-        "the balance is changing; retry the withdrawal".into(),
-    ))
-}
-
-/// Marks a requested payout paid and adds it to the promoter's `total_paid`, once.
-pub async fn mark_paid(store: &impl PromoterStore, tenant: &str, id: &str) -> Result<Payout> {
-    let not_found = || Error::NotFound(format!("no payout {id}"));
-    if !crate::id::is_id(id) {
-        return Err(not_found());
-    }
-    let payout = store.get_payout(tenant, id).await?.ok_or_else(not_found)?;
-    if payout.status == PayoutStatus::Paid {
-        return Err(Error::Conflict(format!("payout {id} is already paid")));
-    }
-    let now = clock::now();
-    if !store.mark_paid(&payout, now).await? {
-        return Err(Error::Conflict(format!("payout {id} is already paid")));
-    }
-    Ok(Payout {
-        status: PayoutStatus::Paid,
-        paid_at: Some(now),
-        ..payout
-    })
-}
-
-/// Acquired and potential credit per program.
-pub async fn statement_of(
-    store: &(impl PromoterStore + ProgramStore),
-    tenant: &str,
-    user: &str,
-) -> Result<Statement> {
-    let referrals = store.referrals_of(tenant, user).await?;
-    let programs = all_programs(store, tenant).await?;
-    Ok(statement(&programs, &referrals))
-}
-
-/// Every program of the tenant, following pages.
-pub(crate) async fn all_programs(store: &impl ProgramStore, tenant: &str) -> Result<Vec<Program>> {
-    let mut programs = Vec::new();
-    let mut page = PageRequest {
-        limit: crate::page::MAX_LIMIT,
-        cursor: None,
-    };
-    loop {
-        let batch = program::list_programs(store, tenant, &page).await?;
-        programs.extend(batch.items);
-        match batch.next_cursor {
-            Some(cursor) => page.cursor = Some(cursor),
-            None => return Ok(programs),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::RewardStatus;
-    use crate::program::Delivery;
+    use crate::domain::ledger::RewardStatus;
+    use crate::domain::program::Delivery;
     use time::macros::{date, datetime};
-
-    fn method(kind: PayoutKind, address: &str) -> Result<PayoutMethod> {
-        PayoutMethod {
-            method: kind,
-            payment_address: address.into(),
-        }
-        .validated()
-    }
-
-    #[test]
-    fn payout_addresses_are_checked_per_method() {
-        assert!(method(PayoutKind::Wise, "example@gmail.com").is_ok());
-        assert!(method(PayoutKind::Paypal, " pay@example.org ").is_ok());
-        for bad in ["", "not-an-email", "a@", "@b.com"] {
-            assert!(method(PayoutKind::Wise, bad).is_err(), "{bad}");
-            assert!(method(PayoutKind::Paypal, bad).is_err(), "{bad}");
-        }
-        for good in [
-            "0x52908400098527886E0F7030069857D2E4169EE7",
-            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
-            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
-            "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV",
-        ] {
-            assert!(method(PayoutKind::Crypto, good).is_ok(), "{good}");
-        }
-        for bad in [
-            "0x123",
-            "0xZZ908400098527886E0F7030069857D2E4169EE7",
-            "bc1",
-            "hello",
-            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN0OIl",
-        ] {
-            assert!(method(PayoutKind::Crypto, bad).is_err(), "{bad}");
-        }
-        let iban = method(PayoutKind::BankTransfer, "de44 5001 0517 5407 3249 31").unwrap();
-        assert_eq!(iban.payment_address, "DE44500105175407324931");
-        for bad in [
-            "DE45500105175407324931",
-            "DE44",
-            "pay@example.com",
-            "XX00123",
-        ] {
-            let error = method(PayoutKind::BankTransfer, bad).unwrap_err();
-            assert_eq!(
-                error.to_string(),
-                "payment_address: must be an IBAN with a valid checksum"
-            );
-        }
-    }
 
     #[test]
     fn minimum_withdrawal_is_non_negative_and_bounded() {
@@ -848,7 +585,7 @@ mod tests {
 
     #[test]
     fn statements_sum_acquired_and_unfired_fixed_referrer_rewards() {
-        let input: crate::program::ProgramInput = crate::http::parse_json(
+        let input: crate::domain::program::ProgramInput = crate::json::parse(
             serde_json::json!({"name": "P", "currency": "USD", "rewards": [
                 {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
                 {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 300},
@@ -886,21 +623,13 @@ mod tests {
     }
 
     #[test]
-    fn promoter_items_round_trip_and_views_build_links() {
+    fn views_build_referral_links() {
         let promoter = Promoter::new(
             "acme",
             "u1",
             "ABCD2345".into(),
             datetime!(2026-11-01 00:00 UTC),
         );
-        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
-            serde_dynamo::to_item(&promoter).unwrap();
-        assert!(
-            item.contains_key("link_clicks"),
-            "stats are flat attributes"
-        );
-        let back: Promoter = serde_dynamo::from_item(item).unwrap();
-        assert_eq!(back, promoter);
         let view = promoter.view("https://refer.example.com/");
         assert_eq!(view.referral_link, "https://refer.example.com/r/ABCD2345");
         assert_eq!(view.min_withdrawal_balance, DEFAULT_MIN_WITHDRAWAL);

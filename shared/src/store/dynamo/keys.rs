@@ -141,12 +141,6 @@ pub fn referrals_by_referrer(tenant_id: &str, user_id: &str) -> String {
     format!("{}#REFERRALS", user(tenant_id, user_id))
 }
 
-/// The deterministic id of the reward a relation earns from `source` (a rule key, plus the
-/// invoice's event id for per-invoice rules): a replayed event makes the same id again.
-pub fn reward_id(referral_id: &str, source: &str) -> String {
-    format!("{referral_id}.{source}")
-}
-
 /// Sort-key prefix of the rewards one relation gave one recipient.
 pub fn relation_rewards_prefix(referral_id: &str) -> String {
     format!("{REWARD_PREFIX}{referral_id}.")

@@ -4,13 +4,12 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use std::collections::BTreeMap;
-
-use crate::clock::{self, rfc3339};
+use crate::clock::rfc3339;
+use crate::domain::program::{CodeTerms, Program, Recipient, RewardKind, Trigger};
 use crate::error::{Error, Result};
-use crate::program::{self, CodeTerms, Program, ProgramStatus, Recipient, RewardKind, Trigger};
-use crate::promoter::{self, Promoter};
-use crate::store::{CodeStore, ProgramStore, PromoterStore};
+pub mod lookup;
+
+pub use lookup::*;
 
 /// Generated codes use upper-case letters and digits without the look-alikes 0, O, 1 and I.
 pub const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -104,25 +103,25 @@ impl NewCode {
             ("referrer_amount", self.referrer_amount),
             ("referee_amount", self.referee_amount),
         ] {
-            if amount.is_some_and(|a| !(0..=crate::program::MAX_AMOUNT).contains(&a)) {
+            if amount.is_some_and(|a| !(0..=crate::domain::money::MAX_AMOUNT).contains(&a)) {
                 return Err(Error::invalid(
                     field,
                     format!(
                         "must be between 0 and {} (minor units)",
-                        crate::program::MAX_AMOUNT
+                        crate::domain::money::MAX_AMOUNT
                     ),
                 ));
             }
         }
         if self
             .max_referrals
-            .is_some_and(|m| !(0..=crate::program::MAX_REFERRAL_LIMIT).contains(&m))
+            .is_some_and(|m| !(0..=crate::domain::program::MAX_REFERRAL_LIMIT).contains(&m))
         {
             return Err(Error::invalid(
                 "max_referrals",
                 format!(
                     "must be between 0 and {}",
-                    crate::program::MAX_REFERRAL_LIMIT
+                    crate::domain::program::MAX_REFERRAL_LIMIT
                 ),
             ));
         }
@@ -175,7 +174,7 @@ pub struct ReferredUser {
     pub user_id: String,
     pub referral_id: String,
     pub program_id: String,
-    pub status: crate::referral::ReferralStatus,
+    pub status: crate::domain::referral::ReferralStatus,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
 }
@@ -253,239 +252,6 @@ pub fn offer(
                 threshold_amount: rule.threshold_amount,
             })
             .collect(),
-    }
-}
-
-/// A code's item: a promoter's primary code (which holds the promoter) or an extra code.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CodeItem {
-    Promoter(Promoter),
-    Extra(ReferralCode),
-}
-
-// ---- Domain operations over the store ports ----
-
-/// Every code of the caller, with the users referred through each. Two `Query`s.
-pub async fn codes_of(
-    store: &(impl PromoterStore + CodeStore),
-    tenant: &str,
-    user: &str,
-) -> Result<Vec<CodeView>> {
-    let mut items = store.codes_of(tenant, user).await?;
-    if !items
-        .iter()
-        .any(|item| matches!(item, CodeItem::Promoter(_)))
-    {
-        items.insert(
-            0,
-            CodeItem::Promoter(promoter::get_or_create(store, tenant, user).await?),
-        );
-    }
-    let referrals = store.referrals_of(tenant, user).await?;
-    let mut by_code: BTreeMap<&str, Vec<ReferredUser>> = BTreeMap::new();
-    for referral in &referrals {
-        if let Some(code) = &referral.code {
-            by_code
-                .entry(code.as_str())
-                .or_default()
-                .push(ReferredUser {
-                    user_id: referral.referred_user_id.clone(),
-                    referral_id: referral.id.clone(),
-                    program_id: referral.program_id.clone(),
-                    status: referral.status,
-                    created: referral.created,
-                });
-        }
-    }
-    Ok(items
-        .iter()
-        .map(|item| {
-            let mut view = item.view();
-            view.referred_users = Some(by_code.remove(view.code.as_str()).unwrap_or_default());
-            view
-        })
-        .collect())
-}
-
-/// An admin gives `user` an extra code for a program. The promoter is created if needed.
-pub async fn create_code(
-    store: &(impl PromoterStore + CodeStore + ProgramStore),
-    tenant: &str,
-    user: &str,
-    input: &NewCode,
-) -> Result<CodeView> {
-    let custom = input.validate()?;
-    let program = match program::get_program(store, tenant, &input.program_id).await {
-        Err(Error::NotFound(_)) => {
-            return Err(Error::invalid(
-                "program_id",
-                "no such program in this tenant",
-            ));
-        }
-        other => other?,
-    };
-    if program.status == ProgramStatus::Archived {
-        return Err(Error::ProgramInactive(format!(
-            "program {} is archived",
-            program.id
-        )));
-    }
-    let promoter = promoter::get_or_create(store, tenant, user).await?;
-    for _ in 0..promoter::CODE_ATTEMPTS {
-        let now = clock::now();
-        let code = ReferralCode {
-            code: custom.clone().unwrap_or_else(generate),
-            tenant: tenant.to_owned(),
-            user_id: user.to_owned(),
-            promoter_code: promoter.referral_code.clone(),
-            program_id: program.id.clone(),
-            referrer_amount: input.referrer_amount,
-            referee_amount: input.referee_amount,
-            max_referrals: input.max_referrals.map(|m| m as u32),
-            is_active: true,
-            stats: CodeStats::default(),
-            created: now,
-            updated: now,
-        };
-        if store.insert_code(&code).await? {
-            return Ok(CodeItem::Extra(code).view());
-        }
-        if custom.is_some() {
-            return Err(Error::Conflict(format!("the code {} is taken", code.code)));
-        }
-    }
-    Err(Error::internal(
-        "no free referral code after several attempts",
-    ))
-}
-
-/// An admin activates or deactivates one of the tenant's codes. One `UpdateItem`.
-pub async fn set_code_active(
-    store: &impl CodeStore,
-    tenant: &str,
-    code: &str,
-    active: bool,
-) -> Result<CodeView> {
-    let not_found = || Error::NotFound(format!("no code {code}"));
-    let code = normalize(code).ok_or_else(not_found)?;
-    store
-        .set_code_active(tenant, &code, active, clock::now())
-        .await?
-        .map(|item| item.view())
-        .ok_or_else(not_found)
-}
-
-/// The public look-up of a code: valid or not, and what a referred user receives in each
-/// program it can be used in, for `country`. One `GetItem` plus one `Query` (primary code) or
-/// `GetItem` (extra code).
-pub async fn public_code(
-    store: &(impl CodeStore + ProgramStore),
-    code: &str,
-    country: Option<&str>,
-) -> Result<PublicCode> {
-    let not_found = || Error::NotFound(format!("no code {}", code.trim()));
-    let country = country
-        .map(|c| c.trim().to_ascii_uppercase())
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            if program::is_country_code(&c) {
-                Ok(c)
-            } else {
-                Err(Error::invalid(
-                    "country",
-                    "must be an ISO 3166-1 alpha-2 code such as BR",
-                ))
-            }
-        })
-        .transpose()?;
-    let canonical = normalize(code).ok_or_else(not_found)?;
-    let item = store.get_code(&canonical).await?.ok_or_else(not_found)?;
-    let now = clock::now();
-    let (terms, limit, programs) = match &item {
-        CodeItem::Promoter(promoter) => {
-            let programs = promoter::all_programs(store, &promoter.tenant).await?;
-            let open = programs
-                .into_iter()
-                .filter(|p| p.status == ProgramStatus::Active)
-                .collect();
-            (CodeTerms::default(), None, open)
-        }
-        CodeItem::Extra(extra) => {
-            let program = store.get_program(&extra.tenant, &extra.program_id).await?;
-            let terms = CodeTerms {
-                referrer_amount: extra.referrer_amount,
-                referee_amount: extra.referee_amount,
-            };
-            (
-                terms,
-                extra.max_referrals,
-                program.into_iter().collect::<Vec<_>>(),
-            )
-        }
-    };
-    let stats = item.stats();
-    let offers: Vec<_> = programs
-        .iter()
-        .map(|p| {
-            offer(
-                p,
-                terms,
-                limit,
-                stats.total_referrals,
-                country.as_deref(),
-                now,
-            )
-        })
-        .collect();
-    Ok(PublicCode {
-        code: canonical,
-        is_active: item.is_active(),
-        is_valid: item.is_active() && offers.iter().any(|offer| offer.is_open),
-        country,
-        programs: offers,
-    })
-}
-
-/// Counts a click on `/r/{code}` when the code exists and is active. One `UpdateItem`; an
-/// unknown or malformed code costs nothing.
-pub async fn count_click(store: &impl CodeStore, code: &str) -> Result<Option<String>> {
-    match normalize(code) {
-        Some(code) => Ok(store.count_click(&code).await?.then_some(code)),
-        None => Ok(None),
-    }
-}
-
-impl CodeItem {
-    pub fn view(&self) -> CodeView {
-        match self {
-            CodeItem::Promoter(promoter) => promoter.code_view(),
-            CodeItem::Extra(code) => CodeView {
-                code: code.code.clone(),
-                program_id: Some(code.program_id.clone()),
-                is_primary: false,
-                is_active: code.is_active,
-                referrer_amount: code.referrer_amount,
-                referee_amount: code.referee_amount,
-                max_referrals: code.max_referrals,
-                stats: code.stats.clone(),
-                created: code.created,
-                referred_users: None,
-            },
-        }
-    }
-
-    pub fn stats(&self) -> &CodeStats {
-        match self {
-            CodeItem::Promoter(promoter) => &promoter.stats,
-            CodeItem::Extra(code) => &code.stats,
-        }
-    }
-
-    pub fn is_active(&self) -> bool {
-        match self {
-            CodeItem::Promoter(promoter) => promoter.is_active,
-            CodeItem::Extra(code) => code.is_active,
-        }
     }
 }
 

@@ -14,15 +14,14 @@
 //! - Only open programs (active, unexpired) pay automatically; an admin completion pays in any
 //!   program that is not archived.
 
-use rust_decimal::{Decimal, RoundingStrategy};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::ledger::RewardStatus;
-use crate::program::{
-    CodeTerms, Delivery, POINTS, Program, ProgramStatus, Recipient, RewardKind, RewardRule, Trigger,
+use crate::domain::ledger::RewardStatus;
+use crate::domain::money::{POINTS, percent_of};
+use crate::domain::program::{
+    CodeTerms, Delivery, Program, ProgramStatus, Recipient, RewardKind, RewardRule, Trigger,
 };
-use crate::referral::Referral;
+use crate::domain::referral::Referral;
 
 /// What happened to a relation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,15 +39,7 @@ pub enum Event<'a> {
     Completion,
 }
 
-/// Why a reward waits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Hold {
-    /// The referred user's identity check is outstanding.
-    Verification,
-    /// The referrer has fewer qualified referrals than the program's `min_referrals`.
-    MinReferrals,
-}
+pub use crate::domain::ledger::Hold;
 
 /// The facts the engine decides on.
 #[derive(Clone, Copy, Debug)]
@@ -212,31 +203,18 @@ fn due(rule: &RewardRule, context: &Context, event: &Event) -> Option<Due> {
     })
 }
 
-/// `percent` % of `amount` minor units, rounded half-even to whole minor units.
-pub fn percent_of(amount: i64, percent: f64) -> i64 {
-    // The shortest decimal that reads back as this f64: 15.3 is 15.3, not 15.300000000000000710.
-    let Ok(percent) = percent.to_string().parse::<Decimal>() else {
-        return 0;
-    };
-    let exact = Decimal::from(amount) * percent / Decimal::ONE_HUNDRED;
-    exact
-        .round_dp_with_strategy(0, RoundingStrategy::MidpointNearestEven)
-        .try_into()
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::program::ProgramInput;
-    use crate::referral::{InvitationMethod, ReferralStatus};
+    use crate::domain::program::ProgramInput;
+    use crate::domain::referral::{InvitationMethod, ReferralStatus};
     use serde_json::json;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 
     fn program(value: serde_json::Value) -> Program {
-        let input: ProgramInput = crate::http::parse_json(value.to_string().as_bytes()).unwrap();
+        let input: ProgramInput = crate::json::parse(value.to_string().as_bytes()).unwrap();
         Program::create("P1".into(), "acme", &input, NOW - time::Duration::days(1)).unwrap()
     }
 
@@ -340,7 +318,7 @@ mod tests {
             .push("referrer.paid_threshold.5000".into());
         let ctx = context(&program, &relation);
         assert!(due_rewards(&ctx, &invoice(2500, 3000)).is_empty());
-        let mut fresh = crate::rules::tests::relation();
+        let mut fresh = crate::domain::rules::tests::relation();
         fresh.paid_total = 6000;
         let ctx = context(&program, &fresh);
         assert!(
@@ -375,19 +353,6 @@ mod tests {
         own_rate.commission_rate = Some(20.0);
         let ctx = context(&program, &own_rate);
         assert_eq!(due_rewards(&ctx, &invoice(10_000, 0))[0].amount, 2000);
-    }
-
-    #[test]
-    fn percentages_round_half_to_even() {
-        assert_eq!(percent_of(10_000, 15.0), 1500);
-        assert_eq!(percent_of(10, 15.0), 2, "1.5 -> 2");
-        assert_eq!(percent_of(30, 15.0), 4, "4.5 -> 4");
-        assert_eq!(percent_of(50, 15.0), 8, "7.5 -> 8");
-        assert_eq!(percent_of(1, 0.5), 0);
-        assert_eq!(percent_of(999, 100.0), 999);
-        assert_eq!(percent_of(1000, 15.3), 153, "no binary float artefacts");
-        assert_eq!(percent_of(3, 50.0), 2, "1.5 -> 2");
-        assert_eq!(percent_of(5, 50.0), 2, "2.5 -> 2");
     }
 
     #[test]

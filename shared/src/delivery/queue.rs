@@ -4,8 +4,8 @@
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
-use crate::billing::CreditMessage;
-use crate::ledger::{Reward, RewardStatus};
+use crate::delivery::billing::CreditMessage;
+use crate::domain::ledger::{Reward, RewardStatus};
 
 /// SQS takes at most this many messages in one call.
 const BATCH: usize = 10;

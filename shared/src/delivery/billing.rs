@@ -1,13 +1,13 @@
 //! Billing credits (seed 000's callback): what is sent for a `pending` reward, how it is signed,
 //! and what each answer of the billing system means. Pure; the SQS producer is
-//! [`crate::queue`], the consumer is `functions/billing-consumer`.
+//! [`crate::delivery::queue`], the consumer is `functions/billing-consumer`.
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::ledger::Reward;
-use crate::program::RewardKind;
+use crate::domain::ledger::Reward;
+use crate::domain::program::RewardKind;
 
 /// The header carrying the signature: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.
 pub const SIGNATURE_HEADER: &str = "X-Referral-Signature";
@@ -135,91 +135,6 @@ pub fn classify(status: u16, body: &str) -> Verdict {
         408 | 429 | 500..=599 => Verdict::Retry(format!("billing answered {status}: {excerpt}")),
         _ => Verdict::Refused(format!("billing answered {status}: {excerpt}")),
     }
-}
-
-// ---- Operations over the store ports ----
-
-use crate::error::{Error, Result};
-use crate::ledger::RewardStatus;
-use crate::page::{Page, PageRequest};
-use crate::queue::BillingQueue;
-use crate::store::{BillingStore, ReferralStore};
-
-/// A reward of the tenant by id: through its relation (ids are `{relation}.{rule}…`). Two
-/// `Query`s (the relation, then the rewards of its two users).
-pub async fn reward_by_id(store: &impl ReferralStore, tenant: &str, id: &str) -> Result<Reward> {
-    let not_found = || Error::NotFound(format!("no reward {id}"));
-    let relation_id = id.split('.').next().unwrap_or_default();
-    if !crate::id::is_id(relation_id) {
-        return Err(not_found());
-    }
-    let relation = store
-        .relation_by_id(tenant, relation_id)
-        .await?
-        .ok_or_else(not_found)?;
-    store
-        .relation_rewards(&relation)
-        .await?
-        .into_iter()
-        .find(|reward| reward.id == id)
-        .ok_or_else(not_found)
-}
-
-/// An admin sends a failed reward to billing again; a credited one is 409.
-pub async fn retry_reward(
-    store: &(impl ReferralStore + BillingStore),
-    tenant: &str,
-    id: &str,
-) -> Result<Reward> {
-    let reward = reward_by_id(store, tenant, id).await?;
-    if reward.status != RewardStatus::Failed {
-        return Err(Error::Conflict(format!(
-            "reward {id} is {}; only failed rewards are retried",
-            reward.status.as_str()
-        )));
-    }
-    let now = crate::clock::now();
-    if !store.requeue(&reward, now).await? {
-        return Err(Error::Conflict(format!(
-            "reward {id} changed meanwhile; retry"
-        )));
-    }
-    Ok(Reward {
-        status: RewardStatus::Pending,
-        updated: now,
-        ..reward
-    })
-}
-
-/// The tenant's failed rewards (`?status=failed`).
-pub async fn failed_rewards(
-    store: &impl BillingStore,
-    tenant: &str,
-    status: Option<&str>,
-    page: &PageRequest,
-) -> Result<Page<Reward>> {
-    match status {
-        Some("failed") => store.failed_rewards(tenant, page).await,
-        _ => Err(Error::invalid("status", "must be failed")),
-    }
-}
-
-/// How many undelivered rewards one reconciler pass re-sends at most.
-pub const RECONCILE_BATCH: usize = 500;
-
-/// Re-sends rewards left `pending` for longer than `age` (a send lost after the database write,
-/// or a message that expired). Duplicates are harmless: delivery claims the reward first.
-pub async fn reconcile(
-    store: &impl BillingStore,
-    queue: &BillingQueue,
-    age: time::Duration,
-) -> Result<usize> {
-    let stale = store
-        .undelivered_before(crate::clock::now() - age, RECONCILE_BATCH)
-        .await?;
-    let sent = queue.enqueue(&stale).await;
-    tracing::info!(found = stale.len(), sent, "reconciled undelivered rewards");
-    Ok(sent)
 }
 
 #[cfg(test)]

@@ -1,0 +1,6 @@
+//! What leaves the engine: billing credits (the message, its signature, what billing's answers
+//! mean), the SQS producer, and the reconciler that re-sends what was not delivered.
+
+pub mod billing;
+pub mod queue;
+pub mod reconcile;

@@ -1,0 +1,298 @@
+//! Money that moved or will move: rewards (ledger entries, append-only) and payouts.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::clock::rfc3339;
+use crate::domain::program::{Delivery, Recipient, RewardKind};
+use crate::error::{Error, Result};
+
+pub mod rewards;
+
+/// The deterministic id of the reward a relation earns from `source` (a rule key, plus the
+/// invoice's event id for per-invoice rules): a replayed event makes the same id again.
+pub fn reward_id(referral_id: &str, source: &str) -> String {
+    format!("{referral_id}.{source}")
+}
+
+/// Why a reward waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hold {
+    /// The referred user's identity check is outstanding.
+    Verification,
+    /// The referrer has fewer qualified referrals than the program's `min_referrals`.
+    MinReferrals,
+}
+
+/// Where a reward is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardStatus {
+    /// Earned but waiting: for the referred user's identity check, or for the referrer's
+    /// `min_referrals`.
+    Held,
+    /// To be sent to the billing system (delivery `billing_credit`).
+    Pending,
+    /// Delivered: credited by billing, or added to the promoter's balance (delivery `payout`).
+    Credited,
+    /// Billing refused it, or retries ran out; see `last_error`.
+    Failed,
+    /// Taken back.
+    Reversed,
+}
+
+impl RewardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RewardStatus::Held => "held",
+            RewardStatus::Pending => "pending",
+            RewardStatus::Credited => "credited",
+            RewardStatus::Failed => "failed",
+            RewardStatus::Reversed => "reversed",
+        }
+    }
+}
+
+/// One ledger entry: `amount` of `kind` for `user_id`. Its id is deterministic per source
+/// event (relation and rule, invoice event), so a replayed event cannot pay twice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reward {
+    pub id: String,
+    pub tenant: String,
+    /// The recipient.
+    pub user_id: String,
+    pub recipient: Recipient,
+    pub program_id: String,
+    /// The program's name when the reward was earned (for the billing system).
+    #[serde(default)]
+    pub program_name: Option<String>,
+    pub referral_id: Option<String>,
+    /// The relation's referrer (seed 000's `user_indicator_hash`).
+    #[serde(default)]
+    pub referrer_user_id: Option<String>,
+    pub code: Option<String>,
+    pub kind: RewardKind,
+    /// Minor units (cash) or points.
+    pub amount: i64,
+    pub currency: String,
+    pub delivery: Delivery,
+    pub status: RewardStatus,
+    /// What a `held` reward waits for.
+    pub holds: Vec<Hold>,
+    /// Why: the trigger (`signup`, `verified`, `paid_threshold`, `each_invoice`) or
+    /// `completed_by_admin`.
+    pub reason: String,
+    /// Why the last delivery attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// Delivery attempts to the billing system so far.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(with = "rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "rfc3339")]
+    pub updated: OffsetDateTime,
+}
+
+/// How a reward moves its recipient's promoter balances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BalanceEffect {
+    pub total_earned: i64,
+    pub current_balance: i64,
+    pub points_earned: i64,
+}
+
+impl Reward {
+    /// Counts towards a promoter's earnings: cash, not taken back.
+    pub fn is_cash_earning(&self) -> bool {
+        self.kind == RewardKind::Cash && self.status != RewardStatus::Reversed
+    }
+
+    /// Cash counts in `total_earned` whatever its delivery; only credited `payout` rewards are
+    /// withdrawable `current_balance` (held ones join it when released); points count apart.
+    pub fn balance_effect(&self) -> BalanceEffect {
+        if self.status == RewardStatus::Reversed {
+            return BalanceEffect::default();
+        }
+        match self.kind {
+            RewardKind::Points => BalanceEffect {
+                points_earned: self.amount,
+                ..BalanceEffect::default()
+            },
+            RewardKind::Cash => BalanceEffect {
+                total_earned: self.amount,
+                current_balance: if self.delivery == Delivery::Payout
+                    && self.status == RewardStatus::Credited
+                {
+                    self.amount
+                } else {
+                    0
+                },
+                points_earned: 0,
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    /// The promoter withdrew their balance; the tenant has not paid it yet.
+    Requested,
+    /// The tenant paid it (`POST /v1/payouts/{id}/paid`).
+    Paid,
+}
+
+impl PayoutStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutStatus::Requested => "requested",
+            PayoutStatus::Paid => "paid",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutKind {
+    Wise,
+    Paypal,
+    Crypto,
+    BankTransfer,
+}
+
+/// Where a promoter's payouts go: `PATCH /v1/promoters/me/payout-method`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutMethod {
+    pub method: PayoutKind,
+    pub payment_address: String,
+}
+
+impl PayoutMethod {
+    /// The method with its address checked for the kind and put in canonical form: an email for
+    /// Wise and PayPal, a plausible wallet address for crypto, an IBAN with a valid checksum for
+    /// bank transfers (stored without spaces, upper case).
+    pub fn validated(self) -> Result<PayoutMethod> {
+        let address = self.payment_address.trim();
+        let invalid = |what: &str| Err(Error::invalid("payment_address", what.to_owned()));
+        let canonical = match self.method {
+            PayoutKind::Wise | PayoutKind::Paypal => {
+                if address.len() > 254 || !email_address::EmailAddress::is_valid(address) {
+                    return invalid("must be an email address for wise and paypal");
+                }
+                address.to_owned()
+            }
+            PayoutKind::Crypto => {
+                if !is_plausible_wallet(address) {
+                    return invalid(
+                        "must be a wallet address (0x + 40 hex digits, a bech32 bc1… address, or 26-44 base58 characters)",
+                    );
+                }
+                address.to_owned()
+            }
+            PayoutKind::BankTransfer => {
+                let compact: String = address
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect::<String>()
+                    .to_ascii_uppercase();
+                match compact.parse::<iban::Iban>() {
+                    Ok(iban) => iban::IbanLike::electronic_str(&iban).to_owned(),
+                    Err(_) => return invalid("must be an IBAN with a valid checksum"),
+                }
+            }
+        };
+        Ok(PayoutMethod {
+            method: self.method,
+            payment_address: canonical,
+        })
+    }
+}
+
+fn is_plausible_wallet(address: &str) -> bool {
+    const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let len = address.len();
+    let ethereum = len == 42
+        && address.starts_with("0x")
+        && address[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    let bech32 = (address.starts_with("bc1") || address.starts_with("tb1"))
+        && (14..=74).contains(&len)
+        && address[3..].bytes().all(|b| BECH32.contains(&b));
+    let base58 = (26..=44).contains(&len) && address.bytes().all(|b| BASE58.contains(&b));
+    ethereum || bech32 || base58
+}
+
+/// A withdrawal of a promoter's whole `current_balance`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Payout {
+    pub id: String,
+    pub tenant: String,
+    pub user_id: String,
+    /// The promoter's primary code: the key of the promoter item.
+    pub promoter_code: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: PayoutStatus,
+    /// Where the money goes, as set when it was requested.
+    pub payout_method: PayoutMethod,
+    #[serde(with = "rfc3339")]
+    pub created: OffsetDateTime,
+    #[serde(with = "rfc3339::option")]
+    pub paid_at: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method(kind: PayoutKind, address: &str) -> Result<PayoutMethod> {
+        PayoutMethod {
+            method: kind,
+            payment_address: address.into(),
+        }
+        .validated()
+    }
+
+    #[test]
+    fn payout_addresses_are_checked_per_method() {
+        assert!(method(PayoutKind::Wise, "example@gmail.com").is_ok());
+        assert!(method(PayoutKind::Paypal, " pay@example.org ").is_ok());
+        for bad in ["", "not-an-email", "a@", "@b.com"] {
+            assert!(method(PayoutKind::Wise, bad).is_err(), "{bad}");
+            assert!(method(PayoutKind::Paypal, bad).is_err(), "{bad}");
+        }
+        for good in [
+            "0x52908400098527886E0F7030069857D2E4169EE7",
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+            "7EcDhSYGxXyscszYEp35KHN8vvw3svAuLKTzXwCFLtV",
+        ] {
+            assert!(method(PayoutKind::Crypto, good).is_ok(), "{good}");
+        }
+        for bad in [
+            "0x123",
+            "0xZZ908400098527886E0F7030069857D2E4169EE7",
+            "bc1",
+            "hello",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN0OIl",
+        ] {
+            assert!(method(PayoutKind::Crypto, bad).is_err(), "{bad}");
+        }
+        let iban = method(PayoutKind::BankTransfer, "de44 5001 0517 5407 3249 31").unwrap();
+        assert_eq!(iban.payment_address, "DE44500105175407324931");
+        for bad in [
+            "DE45500105175407324931",
+            "DE44",
+            "pay@example.com",
+            "XX00123",
+        ] {
+            let error = method(PayoutKind::BankTransfer, bad).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "payment_address: must be an IBAN with a valid checksum"
+            );
+        }
+    }
+}

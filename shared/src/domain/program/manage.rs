@@ -1,0 +1,84 @@
+//! What the programs routes do, over the store port: create, read, list, update, archive.
+
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::id;
+use crate::page::{Page, PageRequest};
+use crate::store::{ProgramStore, Replaced};
+
+use super::{Program, ProgramInput};
+
+/// How often an update re-reads and retries when another writer changed the program meanwhile.
+const UPDATE_ATTEMPTS: usize = 4;
+
+/// Creates a program; its name is unique in the tenant (409 otherwise). One `TransactWriteItems`.
+pub async fn create_program(
+    store: &impl ProgramStore,
+    tenant: &str,
+    input: &ProgramInput,
+) -> Result<Program> {
+    let program = Program::create(id::new_id(), tenant, input, clock::now())?;
+    store.insert_program(&program).await?;
+    Ok(program)
+}
+
+/// The tenant's program `id`; 404 when it does not exist in this tenant. One `GetItem`.
+pub async fn get_program(store: &impl ProgramStore, tenant: &str, id: &str) -> Result<Program> {
+    if !id::is_id(id) {
+        return Err(not_found(id));
+    }
+    store
+        .get_program(tenant, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// A page of the tenant's programs, newest first. One `Query`.
+pub async fn list_programs(
+    store: &impl ProgramStore,
+    tenant: &str,
+    page: &PageRequest,
+) -> Result<Page<Program>> {
+    store.list_programs(tenant, page).await
+}
+
+/// Applies a partial update. The write is conditional on the version read, and a rename moves
+/// the name guard in the same transaction, so concurrent updates neither lose changes nor break
+/// name uniqueness. One `GetItem` plus one `PutItem` (a `TransactWriteItems` on rename).
+pub async fn update_program(
+    store: &impl ProgramStore,
+    tenant: &str,
+    id: &str,
+    input: &ProgramInput,
+) -> Result<Program> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let current = get_program(store, tenant, id).await?;
+        if input.is_empty() {
+            return Ok(current);
+        }
+        let next = current.patched(input, clock::now())?;
+        match store.replace_program(&current, &next).await? {
+            Replaced::Done => return Ok(next),
+            Replaced::Stale => continue,
+        }
+    }
+    Err(Error::Conflict(
+        "the program is being changed by other requests; retry".into(),
+    ))
+}
+
+/// Archives a program (no new referrals; history and name stay). Archiving an archived program
+/// answers it unchanged. One `UpdateItem`.
+pub async fn archive_program(store: &impl ProgramStore, tenant: &str, id: &str) -> Result<Program> {
+    if !id::is_id(id) {
+        return Err(not_found(id));
+    }
+    store
+        .archive_program(tenant, id, clock::now())
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("no program {id}"))
+}

@@ -1,0 +1,376 @@
+//! Sign-ups through a referrer: `POST /v1/referrals`.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::code::{self};
+use crate::domain::ledger::Reward;
+use crate::domain::program::{CodeTerms, Program, ProgramStatus, Recipient, Trigger};
+use crate::domain::promoter::{self, CodeItem};
+use crate::domain::rules::{self, Context, Event, Hold};
+use crate::error::{Error, Result};
+use crate::store::{
+    CodeCounts, CodeStore, Committed, EmailOwner, InvitationStore, Plan, ProgramStore,
+    PromoterStore, Qualification, ReferralStore, RelationWrite,
+};
+
+use super::booking::{book, release};
+use super::*;
+
+/// Body of `POST /v1/referrals`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignUp {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub referrer_user_id: Option<String>,
+    pub referred_user_id: String,
+    #[serde(default)]
+    pub referred_email: Option<String>,
+    #[serde(default)]
+    pub program_id: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub invitation_method: Option<InvitationMethod>,
+}
+
+/// A relation and the rewards an operation on it produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub referral: Referral,
+    pub rewards: Vec<Reward>,
+    /// Held rewards of the referrer this sign-up released (it brought them to `min_referrals`).
+    pub released: Vec<Reward>,
+}
+
+/// The referrer a sign-up names, and through which code.
+struct Referrer {
+    /// Found through an email invitation rather than a code or user id.
+    invited: bool,
+    user_id: String,
+    promoter_code: String,
+    code: String,
+    terms: CodeTerms,
+    /// An extra code's own limit and program.
+    limit: Option<u32>,
+    program_id: Option<String>,
+    is_active: bool,
+    commission_rate: Option<f64>,
+}
+
+async fn resolve_referrer(
+    store: &(impl CodeStore + PromoterStore + InvitationStore),
+    tenant: &str,
+    input: &SignUp,
+) -> Result<Referrer> {
+    if let Some(code) = &input.code {
+        let unknown = || Error::invalid("code", "no such referral code");
+        let canonical = code::normalize(code).ok_or_else(unknown)?;
+        let referrer = match store.get_code(&canonical).await?.ok_or_else(unknown)? {
+            CodeItem::Promoter(p) if p.tenant == tenant => Referrer {
+                invited: false,
+                user_id: p.user_id,
+                promoter_code: p.referral_code.clone(),
+                code: p.referral_code,
+                terms: CodeTerms::default(),
+                limit: None,
+                program_id: None,
+                is_active: p.is_active,
+                commission_rate: p.commission_rate,
+            },
+            CodeItem::Extra(c) if c.tenant == tenant => Referrer {
+                invited: false,
+                user_id: c.user_id,
+                promoter_code: c.promoter_code,
+                code: c.code,
+                terms: CodeTerms {
+                    referrer_amount: c.referrer_amount,
+                    referee_amount: c.referee_amount,
+                },
+                limit: c.max_referrals,
+                program_id: Some(c.program_id),
+                is_active: c.is_active,
+                commission_rate: None,
+            },
+            _ => return Err(unknown()),
+        };
+        if let Some(named) = &input.referrer_user_id
+            && named.trim() != referrer.user_id
+        {
+            return Err(Error::MultipleParameterMismatch(
+                "code and referrer_user_id name different referrers".into(),
+            ));
+        }
+        return Ok(referrer);
+    }
+    let (user, invited) = match (&input.referrer_user_id, &input.referred_email) {
+        (Some(user), _) => (user_id("referrer_user_id", user)?, false),
+        // No code and no referrer: whoever invited this email (seed 000).
+        (None, Some(email)) => {
+            let email = crate::domain::invitation::normalize_email(email)
+                .ok_or_else(|| Error::invalid("referred_email", "must be an email address"))?;
+            let invitation = store
+                .invitations(tenant, std::slice::from_ref(&email))
+                .await?;
+            let inviter = invitation.into_iter().next().ok_or_else(|| {
+                Error::invalid(
+                    "code",
+                    "no code or referrer_user_id, and nobody invited this email",
+                )
+            })?;
+            (inviter.inviter_user_id, true)
+        }
+        (None, None) => {
+            return Err(Error::invalid(
+                "code",
+                "a code, a referrer_user_id or an invited referred_email is required",
+            ));
+        }
+    };
+    let p = promoter::get_or_create(store, tenant, &user).await?;
+    Ok(Referrer {
+        invited,
+        user_id: p.user_id,
+        promoter_code: p.referral_code.clone(),
+        code: p.referral_code,
+        terms: CodeTerms::default(),
+        limit: None,
+        program_id: None,
+        is_active: p.is_active,
+        commission_rate: p.commission_rate,
+    })
+}
+
+/// The program a sign-up joins: the extra code's, else the one named, else the tenant's only
+/// active program.
+fn choose_program(
+    programs: Vec<Program>,
+    from_code: Option<&str>,
+    named: Option<&str>,
+) -> Result<Program> {
+    if let (Some(code_program), Some(named)) = (from_code, named)
+        && code_program != named
+    {
+        return Err(Error::invalid(
+            "program_id",
+            "the code belongs to another program",
+        ));
+    }
+    if let Some(id) = from_code.or(named) {
+        return programs
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| Error::invalid("program_id", "no such program in this tenant"));
+    }
+    let mut active: Vec<Program> = programs
+        .into_iter()
+        .filter(|p| p.status == ProgramStatus::Active)
+        .collect();
+    match active.len() {
+        0 => Err(Error::ProgramInactive(
+            "the tenant has no active program".into(),
+        )),
+        1 => Ok(active.remove(0)),
+        _ => Err(Error::invalid(
+            "program_id",
+            "the tenant has several active programs: name one",
+        )),
+    }
+}
+
+fn ensure_open(program: &Program, now: OffsetDateTime) -> Result<()> {
+    if program.status != ProgramStatus::Active {
+        return Err(Error::ProgramInactive(format!(
+            "program {} is {}",
+            program.id,
+            program.status.as_str()
+        )));
+    }
+    if program.expires_at.is_some_and(|at| at <= now) {
+        return Err(Error::ProgramExpired(format!(
+            "program {} has expired",
+            program.id
+        )));
+    }
+    Ok(())
+}
+
+/// The program's referrer commission on invoices, for display on the relation.
+fn referrer_commission(program: &Program) -> Option<f64> {
+    program
+        .rewards
+        .iter()
+        .find(|r| r.recipient == Recipient::Referrer && r.trigger == Trigger::EachInvoice)
+        .and_then(|r| r.percent)
+}
+
+/// Registers a sign-up through a referrer: the relation, its guards and counters and any
+/// `signup` rewards, in one transaction; exact under concurrency (the code's limit, one relation
+/// per referred user and program).
+pub async fn register_referral(
+    store: &(impl ReferralStore + PromoterStore + CodeStore + ProgramStore + InvitationStore),
+    tenant: &str,
+    input: &SignUp,
+) -> Result<Outcome> {
+    let referred = user_id("referred_user_id", &input.referred_user_id)?;
+    let referred_email = input
+        .referred_email
+        .as_deref()
+        .map(|e| email("referred_email", e))
+        .transpose()?;
+    let country = input.country.as_deref().map(country).transpose()?;
+    for _ in 0..ATTEMPTS {
+        let (referrer, programs, referee_promoter) = tokio::join!(
+            resolve_referrer(store, tenant, input),
+            promoter::all_programs(store, tenant),
+            store.promoter_code_of(tenant, &referred),
+        );
+        let (referrer, programs, referee_promoter) = (referrer?, programs?, referee_promoter?);
+        let program = choose_program(
+            programs,
+            referrer.program_id.as_deref(),
+            input.program_id.as_deref(),
+        )?;
+        let now = crate::clock::now();
+        if referrer.user_id == referred {
+            return Err(Error::SelfReferral("a user cannot refer themselves".into()));
+        }
+        ensure_open(&program, now)?;
+        if !referrer.is_active {
+            return Err(Error::CodeInactive(format!(
+                "the code {} is inactive",
+                referrer.code
+            )));
+        }
+        let qualifies_now = rules::qualifies(&program, false);
+        let seen = if program.min_referrals > 0 {
+            store
+                .qualified_referrals(tenant, &referrer.user_id, &program.id)
+                .await?
+        } else {
+            0
+        };
+        let min = u64::from(program.min_referrals);
+        let referrer_qualified = min == 0 || seen + u64::from(qualifies_now) >= min;
+
+        let mut relation = Referral {
+            id: crate::id::new_id(),
+            tenant: tenant.to_owned(),
+            program_id: program.id.clone(),
+            code: Some(referrer.code.clone()),
+            code_referrer_amount: referrer.terms.referrer_amount,
+            code_referee_amount: referrer.terms.referee_amount,
+            referrer_user_id: referrer.user_id.clone(),
+            referrer_promoter_code: referrer.promoter_code.clone(),
+            referred_user_id: referred.clone(),
+            referred_email: referred_email.clone(),
+            country: country.clone(),
+            invitation_method: input.invitation_method.unwrap_or(if referrer.invited {
+                InvitationMethod::Email
+            } else if input.code.is_some() {
+                InvitationMethod::Code
+            } else {
+                InvitationMethod::Link
+            }),
+            status: ReferralStatus::Signup,
+            paid_total: 0,
+            referrer_earned: 0,
+            commission_rate: referrer
+                .commission_rate
+                .or_else(|| referrer_commission(&program)),
+            commission_status: None,
+            verified: false,
+            redeemed_at: None,
+            version: 1,
+            fired_rules: Vec::new(),
+            created: now,
+            updated: now,
+        };
+        let limit = referrer.limit.unwrap_or(program.max_referrals);
+        let mut plan = Plan {
+            codes: vec![CodeCounts {
+                code: referrer.code.clone(),
+                tenant: tenant.to_owned(),
+                referrals: 1,
+                limit: (limit > 0).then_some(limit),
+                ..CodeCounts::default()
+            }],
+            ..Plan::default()
+        };
+        let context = Context {
+            program: &program,
+            relation: &relation.clone(),
+            verified: false,
+            referrer_qualified,
+            now,
+        };
+        let dues = rules::due_rewards(&context, &Event::Signup);
+        book(
+            dues,
+            &program,
+            &mut relation,
+            referee_promoter.as_deref(),
+            &mut plan,
+            now,
+        );
+        if min > 0 && qualifies_now {
+            plan.qualified = Some(Qualification {
+                tenant: tenant.to_owned(),
+                referrer: referrer.user_id.clone(),
+                program_id: program.id.clone(),
+                seen,
+            });
+        }
+        plan.relations.push(RelationWrite::New(relation.clone()));
+        plan.email_owner = referred_email.clone().map(|email| EmailOwner {
+            tenant: tenant.to_owned(),
+            email,
+            user_id: referred.clone(),
+        });
+        if min > 0 && qualifies_now && seen < min && seen + 1 >= min {
+            let held = store
+                .held_referrer_rewards(tenant, &referrer.user_id, &program.id)
+                .await?;
+            let lift = |_: &Reward| vec![Hold::MinReferrals];
+            release(
+                held,
+                lift,
+                (Some(&referrer.promoter_code), None),
+                &mut plan,
+                now,
+            );
+        }
+        match store.apply(&plan).await? {
+            Committed::Done => {
+                return Ok(Outcome {
+                    referral: relation,
+                    rewards: plan.rewards,
+                    released: plan.releases,
+                });
+            }
+            Committed::RelationTaken => {
+                return Err(Error::AlreadyReferred(format!(
+                    "user {referred} is already referred in program {}",
+                    program.id
+                )));
+            }
+            Committed::CodeRefused => {
+                return Err(match store.get_code(&referrer.code).await? {
+                    Some(item) if !item.is_active() => {
+                        Error::CodeInactive(format!("the code {} is inactive", referrer.code))
+                    }
+                    _ => Error::MaxReferralsReached(format!(
+                        "the code {} has reached its {limit} referrals",
+                        referrer.code
+                    )),
+                });
+            }
+            Committed::EventSeen | Committed::Stale => continue,
+        }
+    }
+    Err(Error::Conflict(
+        "the referrer's data is changing; retry".into(),
+    ))
+}

@@ -1,0 +1,147 @@
+//! Extractors: the authenticated caller of a role (401/403 before the body is read), strict JSON
+//! bodies of a bounded size, query strings, pagination, and the base of referral links.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::page::{ListQuery, PageRequest};
+
+/// Request bodies larger than this are refused with 413 `payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The roles a route admits, as a type: `Caller<AdminOnly>` (alias [`Admin`]) authenticates the
+/// request and refuses other roles with 403 before the body is even read.
+pub trait Roles {
+    const ROLES: &'static [Role];
+}
+
+pub struct AdminOnly;
+impl Roles for AdminOnly {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
+pub struct PromoterOnly;
+impl Roles for PromoterOnly {
+    const ROLES: &'static [Role] = &[Role::Promoter];
+}
+
+/// The authenticated caller of a route, of one of `R`'s roles.
+pub struct Caller<R> {
+    pub principal: Principal,
+    roles: PhantomData<R>,
+}
+
+pub struct ServiceOnly;
+impl Roles for ServiceOnly {
+    const ROLES: &'static [Role] = &[Role::Service];
+}
+
+pub struct AdminOrService;
+impl Roles for AdminOrService {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::Service];
+}
+
+pub type Admin = Caller<AdminOnly>;
+/// The tenant's backend (sign-ups, invoices, identity checks).
+pub type Service = Caller<ServiceOnly>;
+/// An admin or the tenant's backend (reading relations).
+pub type Backoffice = Caller<AdminOrService>;
+/// An end user acting on their own promoter data (`/me` routes).
+pub type PromoterUser = Caller<PromoterOnly>;
+
+impl<R> Deref for Caller<R> {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<R: Roles> FromRequestParts<AppState> for Caller<R> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let authorization = match parts.headers.get(AUTHORIZATION) {
+            Some(value) => Some(value.to_str().map_err(|_| {
+                Error::Unauthorized("the Authorization header is not valid text".into())
+            })?),
+            None => None,
+        };
+        let principal = state.tokens.authenticate(authorization)?;
+        tracing::Span::current().record("tenant", principal.tenant.as_str());
+        Ok(Caller {
+            principal: principal.require_any(R::ROLES)?,
+            roles: PhantomData,
+        })
+    }
+}
+
+/// A JSON body of at most [`MAX_BODY_BYTES`], parsed strictly into `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self> {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| Error::PayloadTooLarge(MAX_BODY_BYTES))?;
+        crate::json::parse(&bytes).map(JsonBody)
+    }
+}
+
+/// A query string parsed into `T`; unknown parameters are ignored.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map(QueryParams)
+            .map_err(|error| Error::invalid("query", error.to_string()))
+    }
+}
+
+/// `?limit=&cursor=` of a list route, validated.
+pub struct Pagination(pub PageRequest);
+
+impl<S: Send + Sync> FromRequestParts<S> for Pagination {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let QueryParams(query) = QueryParams::<ListQuery>::from_request_parts(parts, state).await?;
+        PageRequest::try_from(query).map(Pagination)
+    }
+}
+
+/// The base of referral links: `PUBLIC_BASE_URL`, or else `https://` and the request's host
+/// (the API's own domain behind API Gateway).
+pub struct PublicBaseUrl(pub String);
+
+impl FromRequestParts<AppState> for PublicBaseUrl {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if let Some(base) = &state.config.public_base_url {
+            return Ok(PublicBaseUrl(base.clone()));
+        }
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .filter(|host| !host.is_empty() && !host.contains(['/', ' ']))
+            .ok_or_else(|| {
+                Error::internal("PUBLIC_BASE_URL is not set and the request has no Host")
+            })?;
+        Ok(PublicBaseUrl(format!("https://{host}")))
+    }
+}

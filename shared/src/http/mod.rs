@@ -1,0 +1,138 @@
+//! What every endpoint group shares on the HTTP side: the application state (built once per cold
+//! start), the extractors that authenticate and parse strictly, the error response, and the
+//! finishing of a router (fallbacks, request spans) for Lambda and for the local server alike.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::delivery::queue::BillingQueue;
+use crate::domain::ledger::Reward;
+use crate::error::{Error, Result};
+use crate::store::DynamoStore;
+
+pub mod auth;
+mod extract;
+mod response;
+
+pub use extract::*;
+
+use auth::TokenVerifier;
+
+/// Everything a handler needs, built once per cold start and shared by every request.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
+    pub config: Config,
+    pub store: DynamoStore,
+    pub tokens: TokenVerifier,
+    /// The billing-credit producer, when `QUEUE_URL` is set.
+    pub queue: Option<BillingQueue>,
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Loads the AWS configuration (honouring `AWS_ENDPOINT_URL`) and builds the clients.
+    pub async fn load(config: Config) -> Self {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sqs = config
+            .queue_url
+            .as_ref()
+            .map(|_| aws_sdk_sqs::Client::new(&sdk));
+        Self::new(config, aws_sdk_dynamodb::Client::new(&sdk), sqs)
+    }
+
+    /// The state over given clients; the queue exists when `config.queue_url` and `sqs` do.
+    pub fn new(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: Option<aws_sdk_sqs::Client>,
+    ) -> Self {
+        let queue = match (&config.queue_url, sqs) {
+            (Some(url), Some(client)) => Some(BillingQueue::new(client, url)),
+            _ => None,
+        };
+        AppState(Arc::new(Services {
+            store: DynamoStore::new(dynamodb, &config.table_name),
+            tokens: TokenVerifier::new(&config.jwt_secret),
+            config,
+            queue,
+        }))
+    }
+
+    /// Hands the `pending` rewards among `rewards` to the billing queue (if any).
+    pub async fn deliver<'a>(&self, rewards: impl IntoIterator<Item = &'a Reward>) {
+        if let Some(queue) = &self.queue {
+            queue.enqueue(rewards).await;
+        }
+    }
+}
+
+/// Finishes a router of one or more endpoint groups: JSON 404/405 fallbacks in the error
+/// envelope, one span per request (method, route, request id, tenant), then the state.
+pub fn app(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .fallback(|| async { Error::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(trace_request))
+        .with_state(state)
+}
+
+async fn trace_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let request_id = request
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|context| context.request_id.clone())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id,
+        tenant = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "handled"
+        )
+    });
+    response
+}
+
+/// The whole `main` of an endpoint-group Lambda: logging, configuration and clients once per cold
+/// start, then the Lambda runtime loop over the group's router.
+///
+/// Every function's `main` runs on tokio's current-thread runtime: a Lambda sandbox handles one
+/// event at a time, its I/O-bound work (parallel reads, concurrent deliveries) interleaves on one
+/// thread, and no worker threads start or hand tasks over (`make bench`: init 1 ms shorter,
+/// handler overhead about halved; see BENCHMARKS.md).
+pub async fn run_lambda(routes: Router<AppState>) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let config = Config::from_env().map_err(|error| error.to_string())?;
+    let state = AppState::load(config).await;
+    lambda_http::run(app(routes, state)).await
+}
