@@ -42,6 +42,7 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$port_file")"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 echo "emulator (moto, serialised) at $AWS_ENDPOINT_URL; log: $log" >&2
 
 set +e
