@@ -4,6 +4,7 @@
 mod auth;
 mod billing;
 mod codes;
+mod emulator;
 mod events;
 mod invitations;
 mod programs;
