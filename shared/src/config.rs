@@ -1,7 +1,31 @@
 //! Configuration from the environment: the same variable names locally and in AWS
 //! (see the README's configuration table).
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
+
+/// Attempts of one AWS call, the first included (the SDK's standard retry mode: throttling,
+/// 5xx, time-outs and connection failures, with jittered exponential backoff).
+pub const AWS_MAX_ATTEMPTS: u32 = 4;
+/// The first backoff of the SDK's retries: DynamoDB throttling clears in milliseconds, so the
+/// SDK's default of one second would stall requests for nothing.
+pub const AWS_INITIAL_BACKOFF: Duration = Duration::from_millis(25);
+
+/// The AWS configuration every function builds its clients from, once per cold start: the
+/// default chain (`AWS_ENDPOINT_URL` points it at the emulator locally), with retries tuned for
+/// DynamoDB.
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(AWS_MAX_ATTEMPTS)
+                .with_initial_backoff(AWS_INITIAL_BACKOFF)
+                .with_max_backoff(Duration::from_secs(1)),
+        )
+        .load()
+        .await
+}
 
 /// The documented secret `make dev` uses when `JWT_SECRET` is not set. Never used in AWS: the
 /// SAM template passes a parameter, and [`Config::from_env`] requires the variable.

@@ -57,6 +57,11 @@ pub enum Error {
     BelowMinWithdrawalBalance(String),
     #[error("{0}")]
     PayoutMethodMissing(String),
+    /// 503: a transient failure (DynamoDB throttling or an outage, the engine's own contention
+    /// past its retry deadline): nothing was changed that a retry would repeat; answered with
+    /// `Retry-After`.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: a failure of ours or of a dependency. The text is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -99,8 +104,12 @@ impl Error {
         "self_referral",
         "below_min_withdrawal_balance",
         "payout_method_missing",
+        "unavailable",
         "internal_error",
     ];
+
+    /// Seconds a client should wait before retrying a 503 (the `Retry-After` header).
+    pub const RETRY_AFTER_SECONDS: u32 = 1;
 
     /// A 400 naming the offending field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -108,6 +117,11 @@ impl Error {
             field: field.into(),
             message: message.into(),
         }
+    }
+
+    /// A 503: transient, retry after [`Error::RETRY_AFTER_SECONDS`].
+    pub fn unavailable(context: impl std::fmt::Display) -> Self {
+        Error::Unavailable(context.to_string())
     }
 
     pub fn internal(context: impl std::fmt::Display) -> Self {
@@ -135,6 +149,7 @@ impl Error {
             Error::SelfReferral(_) => "self_referral",
             Error::BelowMinWithdrawalBalance(_) => "below_min_withdrawal_balance",
             Error::PayoutMethodMissing(_) => "payout_method_missing",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -158,6 +173,7 @@ impl Error {
             | Error::SelfReferral(_)
             | Error::BelowMinWithdrawalBalance(_)
             | Error::PayoutMethodMissing(_) => 422,
+            Error::Unavailable(_) => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -166,6 +182,10 @@ impl Error {
     pub fn public_message(&self) -> String {
         match self {
             Error::Internal(_) => "internal error; the incident was logged".to_owned(),
+            Error::Unavailable(_) => format!(
+                "the service is busy; retry in {} second(s)",
+                Error::RETRY_AFTER_SECONDS
+            ),
             Error::InvalidRequest { message, .. } => message.clone(),
             other => other.to_string(),
         }
@@ -238,6 +258,7 @@ mod tests {
                 "payout_method_missing",
                 422,
             ),
+            (Error::unavailable("x"), "unavailable", 503),
             (Error::internal("boom"), "internal_error", 500),
         ];
         let mut seen = Vec::new();

@@ -11,6 +11,7 @@
 //!
 //! Handlers in `functions/*` stay thin: authenticate, parse, call one use case here.
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod delivery;

@@ -26,7 +26,7 @@ Three things DynamoDB and SQS do that moto does not, so that the engine is teste
   ProvisionedThroughputExceededException), fails that fraction with a 500, commits that fraction
   of transactions and answers them with a 500 (the answer is lost: the SDK retries with the same
   token), and fails that fraction of SQS sends (a batch answers every entry as failed). Counts
-  are served at GET /__emulator/stats.
+  are served at GET /__emulator/stats; POST /__emulator/faults with a spec replaces the faults.
 - A waiting SQS receive (WaitTimeSeconds > 0) no longer holds the one lock while it waits: it
   polls without waiting under the lock and sleeps outside it, so other requests go on.
 
@@ -70,7 +70,7 @@ def parse_faults(spec):
         elif name in rates:
             rates[name] = float(value)
         else:
-            raise SystemExit(f"unknown fault {name!r}; known: {', '.join(FAULT_KINDS)}, seed")
+            raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULT_KINDS)}, seed")
     return rates, seed
 
 
@@ -136,6 +136,12 @@ class Emulator:
             return self.random.randrange(length)
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/__emulator/faults" and environ["REQUEST_METHOD"] == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            rates, seed = parse_faults(environ["wsgi.input"].read(length).decode())
+            with self.meta:
+                self.rates, self.random = rates, random.Random(seed)
+            return respond(start_response, 204, [], b"")
         if environ.get("PATH_INFO") == "/__emulator/stats":
             with self.meta:
                 stats = {"faults": self.rates, "counts": dict(self.counts)}
@@ -228,7 +234,7 @@ class Emulator:
 def respond(start_response, status, headers, body):
     headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
     headers.append(("Content-Length", str(len(body))))
-    start_response(f"{status} {'OK' if status == 200 else 'Error'}", headers)
+    start_response(f"{status} {'OK' if status < 300 else 'Error'}", headers)
     return [body]
 
 

@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let env = |name: &str| std::env::var(name).ok();
     let settings = Settings::from_lookup(env).map_err(|e| e.to_string())?;
     let table = env("TABLE_NAME").ok_or("configuration: TABLE_NAME is not set")?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = referral::config::aws().await;
     let consumer = Consumer::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table),
         settings,

@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let table = env("TABLE_NAME").ok_or("configuration: TABLE_NAME is not set")?;
     let queue_url = env("QUEUE_URL").ok_or("configuration: QUEUE_URL is not set")?;
     let age: i64 = env("RECONCILE_AFTER_SECONDS").map_or(Ok(900), |v| v.parse())?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = referral::config::aws().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
     let queue = BillingQueue::new(aws_sdk_sqs::Client::new(&sdk), &queue_url);
     let (store, queue) = (&store, &queue);

@@ -49,7 +49,7 @@ impl Deref for AppState {
 impl AppState {
     /// Loads the AWS configuration (honouring `AWS_ENDPOINT_URL`) and builds the clients.
     pub async fn load(config: Config) -> Self {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = crate::config::aws().await;
         let sqs = config
             .queue_url
             .as_ref()

@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let secret = env("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
     let port: u16 = env("PORT").map_or(Ok(3000), |port| port.parse())?;
 
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = referral::config::aws().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     local_stack::ensure_table(&dynamodb, &table).await?;
     let queue_url = local_stack::ensure_queues(&aws_sdk_sqs::Client::new(&sdk)).await?;

@@ -463,7 +463,7 @@ async fn concurrent_duplicates_in_one_batch_call_billing_once() {
 
 /// A queue of its own on the emulator.
 async fn queue(api: &Api) -> BillingQueue {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = referral::config::aws().await;
     let client = aws_sdk_sqs::Client::new(&sdk);
     let url = client
         .create_queue()
@@ -494,7 +494,7 @@ async fn from_sign_up_and_invoice_through_the_queue_to_billing() {
     let receiver = Receiver::start().await;
     let (api, code) = tenant().await;
     let queue = queue(&api).await;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = referral::config::aws().await;
     let mut settings = config();
     settings.queue_url = Some(queue.url().to_owned());
     let producing = Api {
@@ -606,7 +606,7 @@ async fn a_sign_up_with_a_reward_due_costs_one_queue_send_more() {
     let (api, code) = tenant().await;
     let queue = queue(&api).await;
     let round_trips = RoundTrips::default();
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = referral::config::aws().await;
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&sdk)
             .interceptor(round_trips.clone())

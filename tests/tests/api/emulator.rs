@@ -13,7 +13,7 @@ use crate::support::Api;
 #[tokio::test]
 async fn a_waiting_receive_does_not_hold_up_other_calls() {
     let api = Api::new().await;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = referral::config::aws().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let url = sqs
         .create_queue()

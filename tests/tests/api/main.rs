@@ -6,6 +6,7 @@ mod billing;
 mod codes;
 mod emulator;
 mod events;
+mod faults;
 mod invitations;
 mod programs;
 mod promoters;

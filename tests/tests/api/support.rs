@@ -63,7 +63,7 @@ pub async fn dynamodb(round_trips: &RoundTrips) -> aws_sdk_dynamodb::Client {
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
         "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
     );
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = referral::config::aws().await;
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .interceptor(round_trips.clone())
         .build();
@@ -128,6 +128,29 @@ impl Api {
     async fn on_table(settings: Config) -> Api {
         let round_trips = RoundTrips::default();
         let state = AppState::new(settings, dynamodb(&round_trips).await, None);
+        round_trips.take();
+        Api {
+            store: state.store.clone(),
+            router: local_stack::app(state),
+            tenant: fresh_tenant(),
+            round_trips,
+        }
+    }
+
+    /// An application on a private emulator started with `faults` (see [`FaultyEmulator`]).
+    pub async fn on_faulty(emulator: &FaultyEmulator) -> Api {
+        let round_trips = RoundTrips::default();
+        let sdk = referral::config::aws().await;
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(&emulator.endpoint)
+                .interceptor(round_trips.clone())
+                .build(),
+        );
+        local_stack::ensure_table(&dynamodb, TABLE)
+            .await
+            .expect("the faulty emulator's table");
+        let state = AppState::new(config(), dynamodb, None);
         round_trips.take();
         Api {
             store: state.store.clone(),
@@ -310,5 +333,108 @@ pub mod seed {
                 .await
                 .unwrap()
         );
+    }
+}
+
+/// An emulator of its own with faults injected (`tests/emulator/serve.py --faults SPEC`), for
+/// tests of what real DynamoDB does under load: transaction conflicts, throttling, 500s, lost
+/// answers. Stopped when dropped. Fails (never skips) when the emulator cannot start.
+pub struct FaultyEmulator {
+    pub endpoint: String,
+    process: std::process::Child,
+}
+
+impl FaultyEmulator {
+    pub fn start(faults: &str) -> FaultyEmulator {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run the tests with `make test`, which installs the emulator",
+            python.display()
+        );
+        let port_file = std::env::temp_dir().join(format!(
+            "faulty-emulator-{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        ));
+        let log = std::fs::File::create(
+            root.join(format!("target/faulty-emulator-{}.log", std::process::id())),
+        )
+        .unwrap();
+        let process = std::process::Command::new(python)
+            .arg(root.join("tests/emulator/serve.py"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--faults", faults])
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the emulator starts");
+        let started = std::time::Instant::now();
+        let port = loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file)
+                && !port.is_empty()
+            {
+                break port;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the faulty emulator did not start within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let _ = std::fs::remove_file(&port_file);
+        FaultyEmulator {
+            endpoint: format!("http://127.0.0.1:{}", port.trim()),
+            process,
+        }
+    }
+
+    /// One HTTP/1.0 request to the emulator's own control routes; answers the body.
+    async fn control(&self, method: &str, path: &str, body: &str) -> String {
+        let address = self.endpoint.trim_start_matches("http://").to_owned();
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: emulator\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        })
+        .await
+        .unwrap();
+        answer
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Replaces the faults (`conflict=0.1,throttle=0.05,...,seed=N`; empty: none).
+    pub async fn set_faults(&self, faults: &str) {
+        self.control("POST", "/__emulator/faults", faults).await;
+    }
+
+    /// What the emulator injected and served so far: `{"faults": {...}, "counts": {...}}`.
+    pub async fn stats(&self) -> Value {
+        serde_json::from_str(&self.control("GET", "/__emulator/stats", "").await).unwrap()
+    }
+
+    /// How many faults of `kind` were injected.
+    pub async fn injected(&self, kind: &str) -> u64 {
+        self.stats().await["counts"][format!("injected.{kind}")]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for FaultyEmulator {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }

@@ -8,9 +8,6 @@ use crate::store::{ProgramStore, Replaced};
 
 use super::{Program, ProgramInput};
 
-/// How often an update re-reads and retries when another writer changed the program meanwhile.
-const UPDATE_ATTEMPTS: usize = 4;
-
 /// Creates a program; its name is unique in the tenant (409 otherwise). One `TransactWriteItems`.
 pub async fn create_program(
     store: &impl ProgramStore,
@@ -51,7 +48,8 @@ pub async fn update_program(
     id: &str,
     input: &ProgramInput,
 ) -> Result<Program> {
-    for _ in 0..UPDATE_ATTEMPTS {
+    let mut backoff = crate::backoff::Backoff::new();
+    loop {
         let current = get_program(store, tenant, id).await?;
         if input.is_empty() {
             return Ok(current);
@@ -59,12 +57,9 @@ pub async fn update_program(
         let next = current.patched(input, clock::now())?;
         match store.replace_program(&current, &next).await? {
             Replaced::Done => return Ok(next),
-            Replaced::Stale => continue,
+            Replaced::Stale => backoff.wait().await?,
         }
     }
-    Err(Error::Conflict(
-        "the program is being changed by other requests; retry".into(),
-    ))
 }
 
 /// Archives a program (no new referrals; history and name stay). Archiving an archived program

@@ -105,7 +105,8 @@ pub async fn request_payout(
     user: &str,
 ) -> Result<Payout> {
     let mut promoter = get_or_create(store, tenant, user).await?;
-    for _ in 0..3 {
+    let mut backoff = crate::backoff::Backoff::new();
+    loop {
         if promoter.current_balance <= 0
             || promoter.current_balance < promoter.min_withdrawal_balance
         {
@@ -138,14 +139,12 @@ pub async fn request_payout(
             return Ok(payout);
         }
         // The balance moved since it was read: read it again, consistently.
+        backoff.wait().await?;
         promoter = store
             .promoter_by_code(&promoter.referral_code)
             .await?
             .ok_or_else(|| Error::internal("promoter vanished during a payout"))?;
     }
-    Err(Error::Conflict(
-        "the balance is changing; retry the withdrawal".into(),
-    ))
 }
 
 /// Marks a requested payout paid and adds it to the promoter's `total_paid`, once.

@@ -51,7 +51,8 @@ pub async fn complete_referral(
     tenant: &str,
     id: &str,
 ) -> Result<Completion> {
-    for _ in 0..ATTEMPTS {
+    let mut backoff = Backoff::new();
+    loop {
         let relation = get_referral(store, tenant, id).await?;
         if relation.redeemed_at.is_some() {
             return Err(Error::ReferralRelationAlreadyRedeemed(format!(
@@ -112,7 +113,7 @@ pub async fn complete_referral(
                     rewards: plan.rewards,
                 });
             }
-            Committed::Stale => continue,
+            Committed::Stale => backoff.wait().await?,
             other => {
                 return Err(Error::internal(format!(
                     "a completion plan was refused: {other:?}"
@@ -120,7 +121,6 @@ pub async fn complete_referral(
             }
         }
     }
-    Err(Error::Conflict("the relation is changing; retry".into()))
 }
 
 /// Relations in which `user` was referred or referred someone, newest first. The user may be

@@ -74,7 +74,8 @@ pub async fn record_invoice(
         ));
     }
     let currency = crate::domain::money::money_currency("currency", &invoice.currency)?;
-    for _ in 0..ATTEMPTS {
+    let mut backoff = Backoff::new();
+    loop {
         let (relations, programs, referee_promoter) = tokio::join!(
             store.relations_of_referred(tenant, &user),
             promoter::all_programs(store, tenant),
@@ -153,8 +154,8 @@ pub async fn record_invoice(
         if let Some(answer) = commit_event(store, plan, tenant, "invoice", &event, outcome).await? {
             return Ok(answer);
         }
+        backoff.wait().await?;
     }
-    Err(Error::Conflict("the relation is changing; retry".into()))
 }
 
 /// Applies an event's plan with the event's record holding `answer`. `Some(answer)` when it was
@@ -246,7 +247,8 @@ pub async fn record_verification(
 ) -> Result<VerificationResult> {
     let event = event_id(&check.event_id)?;
     let user = user_id("user_id", &check.user_id)?;
-    for _ in 0..ATTEMPTS {
+    let mut backoff = Backoff::new();
+    loop {
         let (relations, programs, referee_promoter) = tokio::join!(
             store.relations_of_referred(tenant, &user),
             promoter::all_programs(store, tenant),
@@ -352,6 +354,6 @@ pub async fn record_verification(
         {
             return Ok(answer);
         }
+        backoff.wait().await?;
     }
-    Err(Error::Conflict("the relation is changing; retry".into()))
 }

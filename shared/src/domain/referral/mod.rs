@@ -85,8 +85,7 @@ pub use completion::*;
 pub use events::*;
 pub use signup::*;
 
-/// How often an operation re-reads and decides again when a concurrent writer got there first.
-pub(crate) const ATTEMPTS: usize = 4;
+pub(crate) use crate::backoff::Backoff;
 
 /// A user id from a body: it ends up in keys.
 pub fn user_id(field: &str, value: &str) -> Result<String> {

@@ -221,7 +221,8 @@ pub async fn register_referral(
         .map(|e| email("referred_email", e))
         .transpose()?;
     let country = input.country.as_deref().map(country).transpose()?;
-    for _ in 0..ATTEMPTS {
+    let mut backoff = Backoff::new();
+    loop {
         let (referrer, programs, referee_promoter) = tokio::join!(
             resolve_referrer(store, tenant, input),
             promoter::all_programs(store, tenant),
@@ -367,10 +368,7 @@ pub async fn register_referral(
                     )),
                 });
             }
-            Committed::EventSeen | Committed::Stale => continue,
+            Committed::EventSeen | Committed::Stale => backoff.wait().await?,
         }
     }
-    Err(Error::Conflict(
-        "the referrer's data is changing; retry".into(),
-    ))
 }

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use keys::Key;
 
@@ -255,19 +256,41 @@ impl DynamoStore {
             .map_err(|error| sdk_error("GetItem", error))
     }
 
+    /// Runs one `TransactWriteItems`. Each attempt carries a `ClientRequestToken` of its own, so
+    /// the SDK's retry of an attempt whose answer was lost is recognised by DynamoDB (the same
+    /// outcome, nothing written twice). A cancellation caused only by a concurrent transaction
+    /// (`TransactionConflict`) is sent again after a jittered pause: its conditions still guard
+    /// what it writes, so a resend either commits or fails a condition. Past the budget: 503.
     async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<Outcome> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Outcome::Written),
-            Err(error) => cancellation(error),
+        let mut backoff = Backoff::within(TRANSACTION_CONFLICT_BUDGET);
+        let mut token = crate::id::new_id();
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Outcome::Written),
+                Err(error) => match cancellation(error)? {
+                    Cancelled::Conditions(failed) => return Ok(Outcome::ConditionsFailed(failed)),
+                    Cancelled::Conflict => {
+                        backoff.wait().await?;
+                        token = crate::id::new_id();
+                    }
+                    // The attempt with this token is still running: ask again with the same
+                    // token, which answers its outcome.
+                    Cancelled::InProgress => backoff.wait().await?,
+                },
+            }
         }
     }
 }
+
+/// How long one transaction is resent while concurrent transactions hold its items.
+const TRANSACTION_CONFLICT_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// A filter on the items a query reads.
 struct Filter<'a> {
@@ -283,40 +306,50 @@ enum Outcome {
     ConditionsFailed(Vec<bool>),
 }
 
-/// Reads the cancellation reasons of a failed `TransactWriteItems`. A cancellation caused only
-/// by a concurrent transaction on the same items is a 409 the client may retry.
-fn cancellation(error: SdkError<TransactWriteItemsError>) -> Result<Outcome> {
-    let error = match error.into_service_error() {
-        TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-            let reasons = cancelled.cancellation_reasons();
-            let failed: Vec<bool> = reasons
-                .iter()
-                .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
-                .collect();
-            if failed.iter().any(|failed| *failed) {
-                return Ok(Outcome::ConditionsFailed(failed));
+/// Why a `TransactWriteItems` was cancelled.
+enum Cancelled {
+    /// For each action in order, whether its condition failed.
+    Conditions(Vec<bool>),
+    /// A concurrent transaction held an item: nothing was written; send it again.
+    Conflict,
+    /// An attempt with the same token is still running.
+    InProgress,
+}
+
+/// Reads the cancellation reasons of a failed `TransactWriteItems`; any other failure is an
+/// error (503 when transient).
+fn cancellation(error: SdkError<TransactWriteItemsError>) -> Result<Cancelled> {
+    if let Some(service) = error.as_service_error() {
+        match service {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                let reasons = cancelled.cancellation_reasons();
+                let failed: Vec<bool> = reasons
+                    .iter()
+                    .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+                    .collect();
+                if failed.iter().any(|failed| *failed) {
+                    return Ok(Cancelled::Conditions(failed));
+                }
+                if reasons.iter().any(|reason| {
+                    matches!(
+                        reason.code(),
+                        Some(
+                            "TransactionConflict"
+                                | "ThrottlingError"
+                                | "ProvisionedThroughputExceeded"
+                        )
+                    )
+                }) {
+                    return Ok(Cancelled::Conflict);
+                }
             }
-            if reasons
-                .iter()
-                .any(|reason| reason.code() == Some("TransactionConflict"))
-            {
-                return Err(Error::Conflict(
-                    "a concurrent request changed the same data; retry".into(),
-                ));
+            TransactWriteItemsError::TransactionInProgressException(_) => {
+                return Ok(Cancelled::InProgress);
             }
-            TransactWriteItemsError::TransactionCanceledException(cancelled)
+            _ => {}
         }
-        TransactWriteItemsError::TransactionInProgressException(_) => {
-            return Err(Error::Conflict(
-                "a concurrent request changed the same data; retry".into(),
-            ));
-        }
-        other => other,
-    };
-    Err(Error::internal(format!(
-        "TransactWriteItems: {}",
-        DisplayErrorContext(&error)
-    )))
+    }
+    Err(sdk_error("TransactWriteItems", error))
 }
 
 /// The outcome of a conditional write: `Some(output)`, or `None` when its condition failed.
@@ -339,11 +372,40 @@ where
     }
 }
 
+/// A failed call as an error: 503 `unavailable` when it is transient (throttling, an outage, a
+/// time-out, a connection that failed, contention with a transaction), else 500. The SDK has
+/// already retried the transient ones with its own backoff.
 fn sdk_error<E>(operation: &str, error: SdkError<E>) -> Error
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    Error::internal(format!("{operation}: {}", DisplayErrorContext(&error)))
+    let transient = match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ResponseError(response) => response.raw().status().is_server_error(),
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || matches!(
+                    service.err().code(),
+                    Some(
+                        "ThrottlingException"
+                            | "ProvisionedThroughputExceededException"
+                            | "RequestLimitExceeded"
+                            | "InternalServerError"
+                            | "ServiceUnavailable"
+                            | "TransactionConflictException"
+                            | "TransactionInProgressException"
+                            | "ReplicatedWriteConflictException"
+                    )
+                )
+        }
+        _ => false,
+    };
+    let context = format!("{operation}: {}", DisplayErrorContext(&error));
+    if transient {
+        Error::unavailable(context)
+    } else {
+        Error::internal(context)
+    }
 }
 
 fn string(value: impl Into<String>) -> AttributeValue {

@@ -43,9 +43,10 @@ impl ProgramStore for DynamoStore {
             Outcome::ConditionsFailed(failed) if failed.get(1) == Some(&true) => {
                 Err(name_taken(&program.name))
             }
-            Outcome::ConditionsFailed(_) => Err(Error::Conflict(
-                "a program with this id already exists; retry".into(),
-            )),
+            Outcome::ConditionsFailed(_) => Err(Error::internal(format!(
+                "program id {} is taken",
+                program.id
+            ))),
         }
     }
 

@@ -324,9 +324,9 @@ impl PromoterStore for DynamoStore {
         match self.transact(actions).await? {
             Outcome::Written => Ok(true),
             Outcome::ConditionsFailed(failed) if failed.first() == Some(&true) => Ok(false),
-            Outcome::ConditionsFailed(_) => Err(Error::Conflict(
-                "a payout with this id exists; retry".into(),
-            )),
+            Outcome::ConditionsFailed(_) => {
+                Err(Error::internal(format!("payout id {} is taken", payout.id)))
+            }
         }
     }
 
