@@ -43,12 +43,16 @@ pub mod rfc3339 {
         parse(&text).map_err(serde::de::Error::custom)
     }
 
+    /// An RFC 3339 timestamp, in UTC. Its UTC form must fall in the years 0000-9999 (an offset
+    /// can push `9999-12-31T23:59:59-01:00` past them).
     pub fn parse(text: &str) -> Result<OffsetDateTime, String> {
-        OffsetDateTime::parse(text, &Rfc3339)
-            .map(|value| value.to_offset(time::UtcOffset::UTC))
-            .map_err(|_| {
-                format!("'{text}' is not an RFC 3339 timestamp such as 2027-01-31T23:59:59Z")
-            })
+        let value = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+            format!("'{text}' is not an RFC 3339 timestamp such as 2027-01-31T23:59:59Z")
+        })?;
+        value
+            .checked_to_offset(time::UtcOffset::UTC)
+            .filter(|utc| (0..=9999).contains(&utc.year()))
+            .ok_or_else(|| format!("'{text}' is outside the years 0000-9999 in UTC"))
     }
 
     /// `Option<OffsetDateTime>`: `null` when absent.
@@ -116,5 +120,14 @@ mod tests {
         assert_eq!(value, time::macros::datetime!(2027-01-01 00:00 UTC));
         assert!(rfc3339::parse("2027-01-01").is_err());
         assert!(rfc3339::parse("1700000000").is_err());
+        assert!(
+            rfc3339::parse("9999-12-31T23:59:59-01:00").is_err(),
+            "year 10000 in UTC"
+        );
+        assert!(
+            rfc3339::parse("0000-01-01T00:30:00+01:00").is_err(),
+            "year -1 in UTC"
+        );
+        assert!(rfc3339::parse("9999-12-31T22:59:59-01:00").is_ok());
     }
 }

@@ -27,6 +27,12 @@ pub enum Error {
     /// 404: no referral relation between the named users (seed 004).
     #[error("{0}")]
     ReferralRelationNotFound(String),
+    /// 404: the program (seed 004's campaign) named in a body does not exist in the tenant.
+    #[error("{0}")]
+    CampaignNotFound(String),
+    /// 404: an identifier of a body names no user (seed 004).
+    #[error("{0}")]
+    UserNotFound(String),
     /// 405: the path exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -39,6 +45,9 @@ pub enum Error {
     /// 409: the relation was already completed (seed 004).
     #[error("{0}")]
     ReferralRelationAlreadyRedeemed(String),
+    /// 409: an event id used before with another payload (Stripe's rule for idempotency keys).
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     /// 413: the body is larger than [`crate::http::MAX_BODY_BYTES`].
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
@@ -92,10 +101,13 @@ impl Error {
         "forbidden",
         "not_found",
         "referral_relation_not_found",
+        "campaign_not_found",
+        "user_not_found",
         "method_not_allowed",
         "conflict",
         "already_referred",
         "referral_relation_already_redeemed",
+        "idempotency_key_reused",
         "payload_too_large",
         "max_referrals_reached",
         "program_inactive",
@@ -137,10 +149,13 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::ReferralRelationNotFound(_) => "referral_relation_not_found",
+            Error::CampaignNotFound(_) => "campaign_not_found",
+            Error::UserNotFound(_) => "user_not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::Conflict(_) => "conflict",
             Error::AlreadyReferred(_) => "already_referred",
             Error::ReferralRelationAlreadyRedeemed(_) => "referral_relation_already_redeemed",
+            Error::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::MaxReferralsReached(_) => "max_referrals_reached",
             Error::ProgramInactive(_) => "program_inactive",
@@ -160,11 +175,15 @@ impl Error {
             Error::InvalidRequest { .. } | Error::MultipleParameterMismatch(_) => 400,
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
-            Error::NotFound(_) | Error::ReferralRelationNotFound(_) => 404,
+            Error::NotFound(_)
+            | Error::ReferralRelationNotFound(_)
+            | Error::CampaignNotFound(_)
+            | Error::UserNotFound(_) => 404,
             Error::MethodNotAllowed => 405,
             Error::Conflict(_)
             | Error::AlreadyReferred(_)
-            | Error::ReferralRelationAlreadyRedeemed(_) => 409,
+            | Error::ReferralRelationAlreadyRedeemed(_)
+            | Error::IdempotencyKeyReused(_) => 409,
             Error::PayloadTooLarge(_) => 413,
             Error::MaxReferralsReached(_)
             | Error::ProgramInactive(_)
@@ -230,12 +249,23 @@ mod tests {
                 "referral_relation_not_found",
                 404,
             ),
+            (
+                Error::CampaignNotFound("x".into()),
+                "campaign_not_found",
+                404,
+            ),
+            (Error::UserNotFound("x".into()), "user_not_found", 404),
             (Error::MethodNotAllowed, "method_not_allowed", 405),
             (Error::Conflict("x".into()), "conflict", 409),
             (Error::AlreadyReferred("x".into()), "already_referred", 409),
             (
                 Error::ReferralRelationAlreadyRedeemed("x".into()),
                 "referral_relation_already_redeemed",
+                409,
+            ),
+            (
+                Error::IdempotencyKeyReused("x".into()),
+                "idempotency_key_reused",
                 409,
             ),
             (Error::PayloadTooLarge(10), "payload_too_large", 413),

@@ -17,6 +17,22 @@ pub fn new_id() -> String {
     }
 }
 
+/// What an identifier a client names (a user, a tenant) must be, wherever it enters (a token's
+/// claims, a body, a path, a query): it ends up inside keys and in the billing URL's path.
+pub const IDENTIFIER_RULE: &str =
+    "must be 1-128 characters without '#' or control characters, and not '.' or '..'";
+
+/// Whether `value` is a valid identifier (see [`IDENTIFIER_RULE`]): 1-128 bytes, no key
+/// separator `#`, no control characters, and not a dot segment (`.` or `..` would change the
+/// path of a URL it is put into).
+pub fn is_identifier(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && !value.chars().any(|c| c == '#' || c.is_control())
+        && value != "."
+        && value != ".."
+}
+
 /// Whether `candidate` has the form of an id this service issues. Used to answer a malformed id
 /// in a path with 404 without a database round trip.
 pub fn is_id(candidate: &str) -> bool {
@@ -43,5 +59,30 @@ mod tests {
         assert!(!is_id("not-an-id"));
         assert!(!is_id(""));
         assert!(!is_id("01ARZ3NDEKTSV4RRFFQ69G5FAV#"));
+    }
+
+    #[test]
+    fn identifiers_keep_out_of_keys_and_url_paths() {
+        for good in [
+            "alice",
+            "user-1",
+            "a.b",
+            "...",
+            "ü@example.com",
+            &"x".repeat(128),
+        ] {
+            assert!(is_identifier(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a#b",
+            "a\u{0}b",
+            "tab\there",
+            &"x".repeat(129),
+        ] {
+            assert!(!is_identifier(bad), "{bad:?}");
+        }
     }
 }

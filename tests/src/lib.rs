@@ -53,6 +53,13 @@ pub const TABLE: TableShape = TableShape {
                 (keys::GSI2SK, KeyType::Range),
             ],
         ),
+        (
+            keys::GSI3,
+            [
+                (keys::GSI3PK, KeyType::Hash),
+                (keys::GSI3SK, KeyType::Range),
+            ],
+        ),
     ],
     ttl_attribute: keys::TTL,
 };

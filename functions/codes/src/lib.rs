@@ -3,11 +3,12 @@
 //!
 //! | route                                  | DynamoDB                                              |
 //! |----------------------------------------|-------------------------------------------------------|
-//! | `GET /v1/promoters/me/codes`           | 1 `Query` (codes) + 1 `Query` (relations)             |
+//! | `GET /v1/promoters/me/codes`           | 3 `Query`s in parallel (promoter, extra codes, latest 200 relations) |
+//! | `GET /v1/promoters/{user_id}/codes`    | as `/me/codes` (admin; 404 if the user is no promoter) |
 //! | `POST /v1/promoters/{user_id}/codes`   | 1 `GetItem` (program) + 1 `Query` (promoter) + 1 `PutItem` |
 //! | `PATCH /v1/codes/{code}`               | 1 `UpdateItem`                                        |
-//! | `GET /v1/codes/{code}` (public)        | 1 `GetItem` + 1 `Query` or `GetItem` (programs)       |
-//! | `GET /r/{code}` (public)               | 1 `UpdateItem`                                        |
+//! | `GET /v1/codes/{code}` (public)        | 1 `Query` (the code and its counts per program) + 1 `Query` or `GetItem` (programs) |
+//! | `GET /r/{code}` (public)               | 1 `UpdateItem`, best effort: the visitor is redirected whatever it answers |
 
 use axum::extract::{Path, State};
 use axum::http::header::LOCATION;
@@ -17,7 +18,7 @@ use axum::routing::{get, patch};
 use axum::{Json, Router};
 use referral::Result;
 use referral::domain::code::{self, CodeChange, CodeView, NewCode, PublicCode};
-use referral::http::{Admin, AppState, JsonBody, PromoterUser, QueryParams};
+use referral::http::{Admin, AppState, JsonBody, Pagination, PromoterUser, QueryParams};
 use referral::page::Page;
 use serde::Deserialize;
 
@@ -27,7 +28,10 @@ const VIEWER_COUNTRY: &str = "cloudfront-viewer-country";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/promoters/me/codes", get(my_codes))
-        .route("/v1/promoters/{user_id}/codes", axum::routing::post(create))
+        .route(
+            "/v1/promoters/{user_id}/codes",
+            axum::routing::post(create).get(codes_of_user),
+        )
         .route("/v1/codes/{code}", patch(set_active).get(look_up))
         .route("/r/{code}", get(redirect))
 }
@@ -35,12 +39,22 @@ pub fn routes() -> Router<AppState> {
 async fn my_codes(
     State(state): State<AppState>,
     user: PromoterUser,
+    Pagination(page): Pagination,
 ) -> Result<Json<Page<CodeView>>> {
-    let items = code::codes_of(&state.store, &user.tenant, &user.user_id).await?;
-    Ok(Json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(Json(
+        code::codes_of(&state.store, &user.tenant, &user.user_id, true, &page).await?,
+    ))
+}
+
+async fn codes_of_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(user_id): Path<String>,
+    Pagination(page): Pagination,
+) -> Result<Json<Page<CodeView>>> {
+    Ok(Json(
+        code::codes_of(&state.store, &admin.tenant, &user_id, false, &page).await?,
+    ))
 }
 
 async fn create(
@@ -87,15 +101,25 @@ async fn look_up(
 }
 
 /// Counts the click of an active code and sends the visitor to the landing URL with
-/// `?ref={code}`; any other code still redirects, to the plain landing URL, counting nothing.
-async fn redirect(State(state): State<AppState>, Path(code): Path<String>) -> Result<Response> {
+/// `?ref={code}`; an unknown or inactive code redirects to the plain landing URL, counting
+/// nothing. A click always redirects: counting it is best effort, and when counting fails the
+/// visitor is sent on with the code they followed.
+async fn redirect(State(state): State<AppState>, Path(code): Path<String>) -> Response {
     let landing = state.config.landing_url.as_deref().unwrap_or("/");
-    let location = match code::count_click(&state.store, &code).await? {
-        Some(code) => {
-            let separator = if landing.contains('?') { '&' } else { '?' };
-            format!("{landing}{separator}ref={code}")
-        }
-        None => landing.to_owned(),
+    let with_code = |code: &str| {
+        let separator = if landing.contains('?') { '&' } else { '?' };
+        format!("{landing}{separator}ref={code}")
     };
-    Ok((StatusCode::FOUND, [(LOCATION, location)]).into_response())
+    let location = match code::count_click(&state.store, &code).await {
+        Ok(Some(code)) => with_code(&code),
+        Ok(None) => landing.to_owned(),
+        Err(error) => {
+            tracing::warn!(%error, "click not counted; redirected anyway");
+            match code::normalize(&code) {
+                Some(code) => with_code(&code),
+                None => landing.to_owned(),
+            }
+        }
+    };
+    (StatusCode::FOUND, [(LOCATION, location)]).into_response()
 }

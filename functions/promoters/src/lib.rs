@@ -3,15 +3,18 @@
 //!
 //! | route                                        | DynamoDB                                         |
 //! |----------------------------------------------|--------------------------------------------------|
-//! | `GET /v1/promoters/me`                       | 1 `Query` (GSI1); first call: + 1 `TransactWriteItems` |
+//! | `GET /v1/promoters/me`                       | 1 `Query` (GSI1: promoter + balances); first call: + 1 `TransactWriteItems` + 1 `Query` (balances earned before) |
 //! | `PATCH /v1/promoters/me/payout-method`       | 1 `Query` + 1 `UpdateItem`                       |
 //! | `PATCH /v1/promoters/me/min-withdrawal-balance` | 1 `Query` + 1 `UpdateItem`                    |
-//! | `GET /v1/promoters/me/earnings/recent`       | 1 `Query` (ledger index)                         |
-//! | `GET /v1/promoters/me/referrals`             | `Query` pages of the referrer's relations        |
+//! | `GET /v1/promoters/me/earnings/recent`       | 2 `Query`s in parallel (ledger index, balances)  |
+//! | `GET /v1/promoters/me/referrals`             | 1 `Query` (promoter) + 1 `Query` (the page) + 1 `BatchGetItem` (commission statuses); `?page=n` + the pages before it |
+//! | `GET /v1/promoters/me/rewards`               | 1 `Query` (ledger index; a status filter reads on, at most 4) |
 //! | `GET /v1/promoters/me/payouts`               | 1 `Query`                                        |
 //! | `POST /v1/promoters/me/payouts`              | 1 `Query` + 1 `TransactWriteItems`              |
-//! | `GET /v1/promoters/me/statement`             | 1 `Query` (relations) + 1 `Query` (programs)     |
+//! | `GET /v1/promoters/me/statement`             | 3 `Query`s in parallel (relations, programs, balances) |
 //! | `GET /v1/promoters/{user_id}`                | 1 `Query`                                        |
+//! | `PATCH /v1/promoters/{user_id}`              | 1 `Query` + 1 `UpdateItem`                       |
+//! | `GET /v1/promoters/{user_id}/statement`      | as `/me/statement`                               |
 //! | `POST /v1/payouts/{id}/paid`                 | 1 `GetItem` + 1 `TransactWriteItems`             |
 
 use axum::extract::{Path, State};
@@ -19,16 +22,18 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use referral::Result;
-use referral::domain::ledger::Payout;
+use referral::domain::ledger::{Payout, Reward};
 use referral::domain::promoter::{
-    self, DayEarnings, MinWithdrawal, PayoutMethod, PromoterView, ReferralList, ReferralListQuery,
-    Statement,
+    self, AdminChange, DayEarnings, MinWithdrawal, PayoutMethod, PromoterView, ReferralList,
+    ReferralListQuery, Statement, Withdrawal,
 };
 use referral::http::{
-    Admin, AppState, JsonBody, Pagination, PromoterUser, PublicBaseUrl, QueryParams,
+    Admin, AppState, Backoffice, JsonBody, OptionalJsonBody, Pagination, PromoterUser,
+    PublicBaseUrl, QueryParams,
 };
 use referral::page::Page;
 use referral::store::PromoterChange;
+use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -42,7 +47,12 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/promoters/me/referrals", get(referrals))
         .route("/v1/promoters/me/payouts", get(payouts).post(withdraw))
         .route("/v1/promoters/me/statement", get(statement))
-        .route("/v1/promoters/{user_id}", get(promoter_of))
+        .route("/v1/promoters/me/rewards", get(my_rewards))
+        .route(
+            "/v1/promoters/{user_id}",
+            get(promoter_of).patch(admin_change),
+        )
+        .route("/v1/promoters/{user_id}/statement", get(statement_of))
         .route("/v1/payouts/{id}/paid", post(mark_paid))
 }
 
@@ -109,9 +119,55 @@ async fn payouts(
 async fn withdraw(
     State(state): State<AppState>,
     user: PromoterUser,
+    OptionalJsonBody(input): OptionalJsonBody<Withdrawal>,
 ) -> Result<(StatusCode, Json<Payout>)> {
-    let payout = promoter::request_payout(&state.store, &user.tenant, &user.user_id).await?;
+    let payout =
+        promoter::request_payout(&state.store, &user.tenant, &user.user_id, &input).await?;
     Ok((StatusCode::CREATED, Json(payout)))
+}
+
+#[derive(Deserialize)]
+struct RewardQuery {
+    status: Option<String>,
+}
+
+async fn my_rewards(
+    State(state): State<AppState>,
+    user: PromoterUser,
+    QueryParams(query): QueryParams<RewardQuery>,
+    Pagination(page): Pagination,
+) -> Result<Json<Page<Reward>>> {
+    Ok(Json(
+        promoter::rewards(
+            &state.store,
+            &user.tenant,
+            &user.user_id,
+            query.status.as_deref(),
+            &page,
+        )
+        .await?,
+    ))
+}
+
+async fn admin_change(
+    State(state): State<AppState>,
+    admin: Admin,
+    PublicBaseUrl(base): PublicBaseUrl,
+    Path(user_id): Path<String>,
+    JsonBody(input): JsonBody<AdminChange>,
+) -> Result<Json<PromoterView>> {
+    let promoter = promoter::admin_change(&state.store, &admin.tenant, &user_id, &input).await?;
+    Ok(Json(promoter.view(&base)))
+}
+
+async fn statement_of(
+    State(state): State<AppState>,
+    caller: Backoffice,
+    Path(user_id): Path<String>,
+) -> Result<Json<Statement>> {
+    Ok(Json(
+        promoter::statement_of(&state.store, &caller.tenant, &user_id).await?,
+    ))
 }
 
 async fn statement(State(state): State<AppState>, user: PromoterUser) -> Result<Json<Statement>> {

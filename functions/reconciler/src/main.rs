@@ -1,6 +1,6 @@
-//! The reconciler Lambda, run on a schedule: re-sends rewards left `pending` longer than
-//! `RECONCILE_AFTER_SECONDS` (default 900), found through the sparse index of undelivered
-//! rewards, never a scan. Clients are built once per cold start.
+//! The reconciler Lambda, run on a schedule: finishes release jobs and re-sends rewards left
+//! `pending`, both older than `RECONCILE_AFTER_SECONDS` (default 900), found through sparse
+//! indexes, never a scan. Clients are built once per cold start.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use referral::delivery::queue::BillingQueue;
@@ -19,13 +19,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (store, queue) = (&store, &queue);
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            let sent = referral::delivery::reconcile::reconcile(
-                store,
-                queue,
-                time::Duration::seconds(age),
+            let age = time::Duration::seconds(age);
+            let released = referral::delivery::reconcile::resume_release_jobs(store, age).await?;
+            queue.enqueue(&released).await;
+            let sent = referral::delivery::reconcile::reconcile(store, queue, age).await?;
+            Ok::<_, lambda_runtime::Error>(
+                serde_json::json!({ "released": released.len(), "resent": sent }),
             )
-            .await?;
-            Ok::<_, lambda_runtime::Error>(serde_json::json!({ "resent": sent }))
         },
     ))
     .await

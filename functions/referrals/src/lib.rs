@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/referrals", post(sign_up).get(find))
         .route("/v1/referrals/{id}", get(read))
+        .route("/v1/referrals/{id}/rewards", get(relation_rewards))
         .route("/v1/referrals/complete", post(complete_between))
         .route("/v1/referrals/{id}/complete", post(complete))
         .route("/v1/events/invoices", post(invoice))
@@ -55,8 +56,19 @@ async fn rewards(
     Pagination(page): Pagination,
 ) -> Result<Json<Page<Reward>>> {
     Ok(Json(
-        rewards::failed_rewards(&state.store, &admin.tenant, query.status.as_deref(), &page)
+        rewards::rewards_by_status(&state.store, &admin.tenant, query.status.as_deref(), &page)
             .await?,
+    ))
+}
+
+async fn relation_rewards(
+    State(state): State<AppState>,
+    caller: Backoffice,
+    Path(id): Path<String>,
+    Pagination(page): Pagination,
+) -> Result<Json<Page<Reward>>> {
+    Ok(Json(
+        rewards::relation_rewards(&state.store, &caller.tenant, &id, &page).await?,
     ))
 }
 
@@ -88,7 +100,7 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<Referral>> {
     Ok(Json(
-        relations::get_referral(&state.store, &caller.tenant, &id).await?,
+        relations::read_referral(&state.store, &caller.tenant, &id).await?,
     ))
 }
 
@@ -101,15 +113,14 @@ async fn find(
     State(state): State<AppState>,
     caller: Backoffice,
     QueryParams(query): QueryParams<ByUser>,
+    Pagination(page): Pagination,
 ) -> Result<Json<Page<Referral>>> {
     let user = query
         .user
         .ok_or_else(|| referral::Error::invalid("user", "is required: ?user=<user id>"))?;
-    let items = relations::referrals_of_user(&state.store, &caller.tenant, &user).await?;
-    Ok(Json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(Json(
+        relations::referrals_of_user(&state.store, &caller.tenant, &user, &page).await?,
+    ))
 }
 
 async fn complete(

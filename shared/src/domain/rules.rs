@@ -2,11 +2,13 @@
 //! due, to whom, how much, and in which state. Pure: no I/O, no clock; every input is explicit.
 //!
 //! - `signup` rules fire at sign-up, `verified` rules when the referred user passes the identity
-//!   check, `paid_threshold` rules once, when the referred user's paid total reaches the threshold
-//!   (seed 000's `target_value`), `each_invoice` rules on every invoice (seed 001's commission).
+//!   check, `paid_threshold` rules once, on the first invoice (while the program is open) that
+//!   finds the referred user's paid total at or past the threshold (seed 000's `target_value`),
+//!   `each_invoice` rules on every invoice (seed 001's commission).
 //! - Amounts: a fixed `amount` (sign-up rules take the code's own amounts, then the country's
 //!   override), or a `percent` of the invoice rounded half-even to minor units. A per-relation
-//!   commission rate (the promoter's own) replaces the percent of the referrer's invoice rules.
+//!   commission rate (the promoter's own, an admin sets it) replaces the percent of the
+//!   referrer's invoice rules.
 //! - A reward is held while the referred user's identity check is outstanding in a program that
 //!   requires it, and a referrer's reward while the referrer has fewer qualified referrals than
 //!   `min_referrals`. Unheld rewards are `pending` (delivery `billing_credit`: to be sent to the
@@ -50,6 +52,9 @@ pub struct Context<'a> {
     pub verified: bool,
     /// The referrer has at least `min_referrals` qualified referrals in this program.
     pub referrer_qualified: bool,
+    /// The referrer's own commission rate (percent), replacing the percent of the program's
+    /// referrer invoice rules (seed 001's `commission_rate`, set by an admin).
+    pub referrer_rate: Option<f64>,
     pub now: OffsetDateTime,
 }
 
@@ -120,16 +125,11 @@ fn fires(rule: &RewardRule, context: &Context, event: &Event) -> bool {
     match (rule.trigger, event) {
         (Trigger::Signup, Event::Signup) => !fired,
         (Trigger::Verified, Event::Verified) => !fired,
-        (
-            Trigger::PaidThreshold,
-            Event::Invoice {
-                previous_total,
-                new_total,
-                ..
-            },
-        ) => {
+        (Trigger::PaidThreshold, Event::Invoice { new_total, .. }) => {
+            // At or past the threshold and not fired yet: an invoice while the program was closed
+            // counts towards the total, and the reward fires on the first invoice after.
             let threshold = rule.threshold_amount.unwrap_or(i64::MAX);
-            !fired && *previous_total < threshold && *new_total >= threshold
+            !fired && *new_total >= threshold
         }
         (Trigger::EachInvoice, Event::Invoice { amount, .. }) => *amount > 0,
         // An admin completion grants the referrer every fixed reward still outstanding.
@@ -149,7 +149,7 @@ fn due(rule: &RewardRule, context: &Context, event: &Event) -> Option<Due> {
     };
     let amount = match (rule.percent, event) {
         (Some(percent), Event::Invoice { amount, .. }) => {
-            let percent = match (rule.recipient, relation.commission_rate) {
+            let percent = match (rule.recipient, context.referrer_rate) {
                 (Recipient::Referrer, Some(own)) => own,
                 _ => percent,
             };
@@ -247,6 +247,7 @@ mod tests {
             referrer_earned: 0,
             commission_rate: None,
             commission_status: None,
+            commission_reward_id: None,
             verified: false,
             redeemed_at: None,
             version: 1,
@@ -262,6 +263,7 @@ mod tests {
             relation,
             verified: false,
             referrer_qualified: true,
+            referrer_rate: None,
             now: NOW,
         }
     }
@@ -318,13 +320,12 @@ mod tests {
             .push("referrer.paid_threshold.5000".into());
         let ctx = context(&program, &relation);
         assert!(due_rewards(&ctx, &invoice(2500, 3000)).is_empty());
+        // Past the threshold without having fired (the program was paused when the total got
+        // there): the next invoice of an open program fires it.
         let mut fresh = crate::domain::rules::tests::relation();
         fresh.paid_total = 6000;
         let ctx = context(&program, &fresh);
-        assert!(
-            due_rewards(&ctx, &invoice(1000, 6000)).is_empty(),
-            "already past it"
-        );
+        assert_eq!(due_rewards(&ctx, &invoice(1000, 6000)).len(), 1);
     }
 
     #[test]
@@ -349,9 +350,10 @@ mod tests {
         );
         assert!(due_rewards(&ctx, &invoice(0, 10_000)).is_empty());
 
-        let mut own_rate = relation.clone();
-        own_rate.commission_rate = Some(20.0);
-        let ctx = context(&program, &own_rate);
+        let ctx = Context {
+            referrer_rate: Some(20.0),
+            ..context(&program, &relation)
+        };
         assert_eq!(due_rewards(&ctx, &invoice(10_000, 0))[0].amount, 2000);
     }
 
@@ -504,9 +506,9 @@ mod tests {
             [
                 ("referrer.paid_threshold.1000", 100, "USD"),
                 ("referrer.paid_threshold.5000", 700, "USD"),
-                ("referee.paid_threshold.2000", 25, "POINTS"),
+                ("referee.paid_threshold.2000.points", 25, "POINTS"),
                 ("referrer.each_invoice.inv-1", 50, "USD"),
-                ("referee.each_invoice.inv-1", 60, "POINTS"),
+                ("referee.each_invoice.points.inv-1", 60, "POINTS"),
             ]
         );
         let sources: std::collections::HashSet<_> = dues.iter().map(|d| &d.source).collect();

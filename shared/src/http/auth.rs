@@ -119,14 +119,12 @@ impl TokenVerifier {
 /// Identifiers end up inside DynamoDB keys: they are non-empty, at most 128 bytes, and free of
 /// the key separator `#` and of control characters.
 fn checked_identifier(value: String, claim: &str) -> Result<String> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && !value.chars().any(|c| c == '#' || c.is_control());
-    if ok {
+    if crate::id::is_identifier(&value) {
         Ok(value)
     } else {
         Err(Error::Unauthorized(format!(
-            "the token's {claim} claim must be 1-128 characters without '#'"
+            "the token's {claim} claim {}",
+            crate::id::IDENTIFIER_RULE
         )))
     }
 }

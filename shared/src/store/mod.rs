@@ -6,10 +6,13 @@ pub mod dynamo;
 
 use std::future::Future;
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::code::ReferralCode;
-use crate::domain::ledger::{Payout, Reward};
+use crate::domain::ledger::{Balance, BalanceEffect, Payout, Reward, RewardStatus};
 use crate::domain::program::Program;
 pub use crate::domain::promoter::CodeItem;
 use crate::domain::promoter::{PayoutMethod, Promoter};
@@ -71,32 +74,30 @@ pub enum Inserted {
     GuardTaken,
 }
 
-/// What a promoter may change about themselves.
+/// What a promoter may change about themselves, or an admin about them.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PromoterChange {
     PayoutMethod(PayoutMethod),
     MinWithdrawalBalance(i64),
+    /// A per-promoter commission rate (percent), or `None` for the program's.
+    CommissionRate(Option<f64>),
 }
 
 pub trait PromoterStore: Send + Sync {
-    /// The user's promoter through GSI1: one `Query`.
+    /// The user's promoter through GSI1, with their balances: one `Query`.
     fn find_promoter(
         &self,
         tenant: &str,
         user: &str,
     ) -> impl Future<Output = Result<Option<Promoter>>> + Send;
 
-    /// The user's promoter through its guard, strongly consistent: two `GetItem`s. Used after
-    /// losing a creation race.
+    /// The user's promoter through its guard, strongly consistent, with their balances. Used
+    /// after losing a creation race.
     fn read_promoter(
         &self,
         tenant: &str,
         user: &str,
     ) -> impl Future<Output = Result<Option<Promoter>>> + Send;
-
-    /// The promoter in the item of its primary code, strongly consistent.
-    fn promoter_by_code(&self, code: &str)
-    -> impl Future<Output = Result<Option<Promoter>>> + Send;
 
     /// Writes a new promoter and its user guard atomically.
     fn insert_promoter(&self, promoter: &Promoter)
@@ -109,6 +110,21 @@ pub trait PromoterStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Promoter>> + Send;
 
+    /// Every balance of the user, strongly consistent: one `Query`.
+    fn balances(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<crate::domain::ledger::Balances>> + Send;
+
+    /// The user's balance in `currency`, strongly consistent.
+    fn balance(
+        &self,
+        tenant: &str,
+        user: &str,
+        currency: &str,
+    ) -> impl Future<Output = Result<Option<Balance>>> + Send;
+
     /// The user's rewards created at or after `since`: one `Query` on the ledger index.
     fn rewards_since(
         &self,
@@ -117,12 +133,29 @@ pub trait PromoterStore: Send + Sync {
         since: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
 
+    /// A page of the user's rewards, newest first, of one status if given.
+    fn rewards_of(
+        &self,
+        tenant: &str,
+        user: &str,
+        status: Option<RewardStatus>,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Reward>>> + Send;
+
     /// Every relation `referrer` referred, newest first.
     fn referrals_of(
         &self,
         tenant: &str,
         referrer: &str,
     ) -> impl Future<Output = Result<Vec<Referral>>> + Send;
+
+    /// A page of the relations `referrer` referred, newest first: one `Query`.
+    fn referrals_page(
+        &self,
+        tenant: &str,
+        referrer: &str,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Referral>>> + Send;
 
     /// The user's payouts, newest first.
     fn payouts_of(
@@ -132,11 +165,11 @@ pub trait PromoterStore: Send + Sync {
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<Payout>>> + Send;
 
-    /// Sets the balance of `seen` to 0 and writes `payout`, if the balance is still the one
-    /// read; `false` when it moved.
+    /// Sets the balance `seen` to 0 and writes `payout`, if the balance is still the one read;
+    /// `false` when it moved.
     fn request_payout(
         &self,
-        seen: &Promoter,
+        seen: &Balance,
         payout: &Payout,
     ) -> impl Future<Output = Result<bool>> + Send;
 
@@ -146,8 +179,8 @@ pub trait PromoterStore: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<Option<Payout>>> + Send;
 
-    /// Marks `payout` paid and adds it to the promoter's `total_paid`; `false` if it was paid
-    /// already.
+    /// Marks `payout` paid and adds it to the user's `total_paid` in its currency; `false` if
+    /// it was paid already.
     fn mark_paid(
         &self,
         payout: &Payout,
@@ -157,6 +190,12 @@ pub trait PromoterStore: Send + Sync {
 
 pub trait CodeStore: Send + Sync {
     fn get_code(&self, code: &str) -> impl Future<Output = Result<Option<CodeItem>>> + Send;
+
+    /// The code and its referrals per program (`program id -> count`): one `Query`.
+    fn code_with_counts(
+        &self,
+        code: &str,
+    ) -> impl Future<Output = Result<Option<(CodeItem, BTreeMap<String, u64>)>>> + Send;
 
     /// Writes a new extra code; `false` when the code is taken.
     fn insert_code(&self, code: &ReferralCode) -> impl Future<Output = Result<bool>> + Send;
@@ -173,12 +212,13 @@ pub trait CodeStore: Send + Sync {
     /// Adds a click to an active code; `false` (nothing counted) for an unknown or inactive one.
     fn count_click(&self, code: &str) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The user's codes (promoter item first, then extra codes): one `Query`.
-    fn codes_of(
+    /// A page of the user's extra codes, newest first: one `Query`.
+    fn extra_codes(
         &self,
         tenant: &str,
         user: &str,
-    ) -> impl Future<Output = Result<Vec<CodeItem>>> + Send;
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<ReferralCode>>> + Send;
 }
 
 /// Everything one sign-up or event writes, applied atomically in one `TransactWriteItems`.
@@ -186,21 +226,69 @@ pub trait CodeStore: Send + Sync {
 pub struct Plan {
     /// Relations: new (the "referred once per program" rule), or replacing the version before.
     pub relations: Vec<RelationWrite>,
-    /// Counters of the codes relations came through (and a sign-up's limit); several entries of
-    /// one code are added up into one update.
+    /// Counters of the codes relations came through and of the promoters they belong to;
+    /// several entries of one code are added up into one update.
     pub codes: Vec<CodeCounts>,
+    /// A sign-up's count in its code's program, under the limit.
+    pub signup: Option<SignupCount>,
+    /// The first relation of a program freezes its currency.
+    pub program_lock: Option<ProgramLock>,
     /// New ledger entries (deterministic ids: a replay cannot write them twice).
     pub rewards: Vec<Reward>,
-    /// Held rewards released, in their new state (only if still held).
-    pub releases: Vec<Reward>,
-    /// Balance changes per promoter item (keyed by the promoter's primary code).
-    pub balances: std::collections::BTreeMap<String, Balance>,
-    /// A referral qualifying towards the referrer's `min_referrals`.
-    pub qualified: Option<Qualification>,
+    /// Held rewards released, in their new state (only if still held as read).
+    pub releases: Vec<Release>,
+    /// Balance changes per user and currency.
+    pub balances: BTreeMap<BalanceKey, BalanceChange>,
+    /// Referrers' qualified counts this plan raises, or relies on (held rewards are booked on
+    /// the count read, so the write is conditioned on it).
+    pub stats: Vec<StatsWrite>,
     /// The event's record, with the answer a replay gets.
     pub event: Option<EventRecord>,
     /// The user an email belongs to, as a sign-up reported it (last sign-up wins).
     pub email_owner: Option<EmailOwner>,
+    /// Releases too many for this transaction: recorded here, finished in chunks after it
+    /// (and by the reconciler if that is interrupted).
+    pub release_jobs: Vec<ReleaseJob>,
+    /// Release jobs this plan finishes (deleted if still as read).
+    pub finished_jobs: Vec<ReleaseJob>,
+}
+
+/// A held reward in its new state, written only if it is still held with `holds_before` holds
+/// (holds only ever go away: the same number means nothing changed since it was read).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Release {
+    pub reward: Reward,
+    pub holds_before: usize,
+}
+
+/// The most actions DynamoDB takes in one transaction.
+pub const MAX_ACTIONS: usize = 100;
+
+impl Plan {
+    /// How many actions the plan's transaction has.
+    pub fn actions(&self) -> usize {
+        usize::from(self.event.is_some())
+            + self.relations.len()
+            + self.codes.len()
+            + usize::from(self.signup.is_some())
+            + usize::from(self.program_lock.is_some())
+            + self.rewards.len()
+            + self.releases.len()
+            + self
+                .balances
+                .values()
+                .filter(|c| c.total_earned != 0 || c.current_balance != 0)
+                .count()
+            + self.stats.len()
+            + usize::from(self.email_owner.is_some())
+            + self.release_jobs.len()
+            + self.finished_jobs.len()
+    }
+
+    /// The released rewards in their new state.
+    pub fn released(&self) -> Vec<Reward> {
+        self.releases.iter().map(|r| r.reward.clone()).collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -210,32 +298,85 @@ pub struct EmailOwner {
     pub user_id: String,
 }
 
-/// A change of a promoter's balances; `currency` sets the balances' currency if unset.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Balance {
-    pub effect: crate::domain::ledger::BalanceEffect,
-    pub currency: Option<String>,
+/// Whose balance, in which currency.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BalanceKey {
+    pub tenant: String,
+    pub user: String,
+    pub currency: String,
 }
 
-impl Balance {
-    /// Counts a new reward.
-    pub fn add(&mut self, reward: &Reward) {
-        self.shift(reward.balance_effect(), 1);
-        if reward.kind == crate::domain::program::RewardKind::Cash && self.currency.is_none() {
-            self.currency = Some(reward.currency.clone());
-        }
+/// A change of one balance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BalanceChange {
+    pub total_earned: i64,
+    pub current_balance: i64,
+}
+
+impl Plan {
+    /// Counts a new reward in its recipient's balance.
+    pub fn earn(&mut self, reward: &Reward) {
+        self.shift(reward, reward.balance_effect(), 1);
     }
 
     /// Counts a reward changing state from `before` to `after` (a release).
     pub fn change(&mut self, before: &Reward, after: &Reward) {
-        self.shift(before.balance_effect(), -1);
-        self.add(after);
+        self.shift(before, before.balance_effect(), -1);
+        self.shift(after, after.balance_effect(), 1);
     }
 
-    fn shift(&mut self, effect: crate::domain::ledger::BalanceEffect, sign: i64) {
-        self.effect.total_earned += sign * effect.total_earned;
-        self.effect.current_balance += sign * effect.current_balance;
-        self.effect.points_earned += sign * effect.points_earned;
+    fn shift(&mut self, reward: &Reward, effect: BalanceEffect, sign: i64) {
+        let change = self
+            .balances
+            .entry(BalanceKey {
+                tenant: reward.tenant.clone(),
+                user: reward.user_id.clone(),
+                currency: reward.currency.clone(),
+            })
+            .or_default();
+        change.total_earned += sign * effect.total_earned;
+        change.current_balance += sign * effect.current_balance;
+    }
+
+    /// The counters of `code`, added to the plan if absent.
+    pub fn code(&mut self, code: &str, tenant: &str) -> &mut CodeCounts {
+        let index = match self.codes.iter().position(|c| c.code == code) {
+            Some(index) => index,
+            None => {
+                self.codes.push(CodeCounts {
+                    code: code.to_owned(),
+                    tenant: tenant.to_owned(),
+                    ..CodeCounts::default()
+                });
+                self.codes.len() - 1
+            }
+        };
+        &mut self.codes[index]
+    }
+
+    /// Relies on (or raises, with `increment`) `referrer`'s qualified count read as `seen`.
+    pub fn stats(
+        &mut self,
+        tenant: &str,
+        referrer: &str,
+        program_id: &str,
+        seen: u64,
+        increment: bool,
+    ) {
+        match self
+            .stats
+            .iter_mut()
+            .find(|s| s.referrer == referrer && s.program_id == program_id)
+        {
+            Some(existing) => existing.increment |= increment,
+            None => self.stats.push(StatsWrite {
+                tenant: tenant.to_owned(),
+                referrer: referrer.to_owned(),
+                program_id: program_id.to_owned(),
+                seen,
+                increment,
+            }),
+        }
     }
 }
 
@@ -246,44 +387,64 @@ pub enum RelationWrite {
     Replace(Referral),
 }
 
-impl Plan {
-    /// The counters of `code`, added to the plan if absent.
-    pub fn code(&mut self, code: &str, tenant: &str) -> &mut CodeCounts {
-        match self.codes.iter().position(|c| c.code == code) {
-            Some(index) => &mut self.codes[index],
-            None => {
-                self.codes.push(CodeCounts {
-                    code: code.to_owned(),
-                    tenant: tenant.to_owned(),
-                    ..CodeCounts::default()
-                });
-                self.codes.last_mut().expect("just pushed")
-            }
-        }
-    }
-}
-
-/// Additions to a code's counters. A sign-up (`referrals: 1`) needs the code active and, with a
-/// `limit`, fewer referrals than it.
+/// Additions to a code's counters. A sign-up through the code (`referrals: 1`) needs it active.
+/// `all_referrals` counts on the promoter item (the owner's primary code) every sign-up through
+/// any of their codes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CodeCounts {
     pub code: String,
     pub tenant: String,
     pub referrals: u64,
-    pub limit: Option<u32>,
-    pub referrer_earned: i64,
-    pub referee_earned: i64,
+    pub all_referrals: u64,
+    /// Per currency.
+    pub referrer_earned: BTreeMap<String, i64>,
+    pub referee_earned: BTreeMap<String, i64>,
     pub verification_attempts: u64,
     pub verification_successes: u64,
 }
 
+/// A sign-up counted in its code's program, under `limit` (the code's or the program's
+/// `max_referrals`): exact under concurrency.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Qualification {
+pub struct SignupCount {
+    pub tenant: String,
+    pub code: String,
+    pub program_id: String,
+    pub limit: Option<u32>,
+}
+
+/// Marks a program as having relations (its currency is frozen), if its currency is still the
+/// one the relation was decided in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgramLock {
+    pub tenant: String,
+    pub program_id: String,
+    pub currency: String,
+}
+
+/// A referrer's qualified count in a program: read as `seen`; raised by one with `increment`,
+/// else only checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsWrite {
     pub tenant: String,
     pub referrer: String,
     pub program_id: String,
-    /// The count read; the increment is conditional on it, so a release decision is exact.
     pub seen: u64,
+    pub increment: bool,
+}
+
+/// Held rewards of `user` in `program_id` to release: those of `relation_id` held for its
+/// identity check (now passed), and with `min_referrals_met` the referrer's held for
+/// `min_referrals`. What a plan could not hold, finished in chunks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseJob {
+    pub tenant: String,
+    pub user_id: String,
+    pub program_id: String,
+    pub relation_id: Option<String>,
+    pub min_referrals_met: bool,
+    #[serde(with = "crate::clock::rfc3339")]
+    pub created: OffsetDateTime,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -291,7 +452,16 @@ pub struct EventRecord {
     pub tenant: String,
     pub kind: &'static str,
     pub event_id: String,
+    /// A digest of the event's payload: the same id with another payload is refused.
+    pub fingerprint: String,
     /// The JSON answer, replayed verbatim.
+    pub response: String,
+}
+
+/// A processed event as recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    pub fingerprint: Option<String>,
     pub response: String,
 }
 
@@ -301,12 +471,14 @@ pub enum Committed {
     Done,
     /// The referred user already has a relation in this program.
     RelationTaken,
-    /// The code is inactive, of another tenant, or at its limit.
+    /// The code is inactive or of another tenant.
     CodeRefused,
+    /// The code has reached its limit in the program.
+    LimitReached,
     /// The event was processed already.
     EventSeen,
-    /// Something read has changed (relation version, qualified count, a held reward): re-read
-    /// and decide again.
+    /// Something read has changed (relation version, qualified count, a held reward, the
+    /// program's currency): re-read and decide again.
     Stale,
 }
 
@@ -333,21 +505,30 @@ pub trait ReferralStore: Send + Sync {
         relation: &Referral,
     ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
 
-    /// The held referrer rewards of `program_id` in `referrer`'s ledger: one `Query`.
-    fn held_referrer_rewards(
+    /// A page of a relation's rewards: the referrer's, then the referred user's, each by id.
+    fn relation_rewards_page(
+        &self,
+        relation: &Referral,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Reward>>> + Send;
+
+    /// `user`'s held rewards in `program_id` (of one relation, if given), as recipient
+    /// `recipient` if given: one `Query`, strongly consistent.
+    fn held_rewards(
         &self,
         tenant: &str,
-        referrer: &str,
+        user: &str,
         program_id: &str,
+        relation_id: Option<&str>,
     ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
 
-    /// The recorded answer of a processed event.
-    fn event_response(
+    /// The record of a processed event.
+    fn recorded_event(
         &self,
         tenant: &str,
         kind: &str,
         event_id: &str,
-    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    ) -> impl Future<Output = Result<Option<RecordedEvent>>> + Send;
 
     /// Qualified referrals of `referrer` in `program_id`.
     fn qualified_referrals(
@@ -357,12 +538,19 @@ pub trait ReferralStore: Send + Sync {
         program_id: &str,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// The primary code of `user`'s promoter, if the user is one: one `GetItem` of the guard.
-    fn promoter_code_of(
+    /// Rewards by (recipient, id), those that exist: one `BatchGetItem` per hundred.
+    fn rewards_by_id(
         &self,
         tenant: &str,
-        user: &str,
-    ) -> impl Future<Output = Result<Option<String>>> + Send;
+        ids: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
+
+    /// Release jobs not finished, created before `before`, oldest first, at most `limit`.
+    fn release_jobs_before(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ReleaseJob>>> + Send;
 }
 
 /// How one email's invitation went.
@@ -450,10 +638,11 @@ pub trait BillingStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
 
-    /// The tenant's failed rewards.
-    fn failed_rewards(
+    /// A page of the tenant's rewards of one status, latest change first: one `Query` (GSI3).
+    fn rewards_by_status(
         &self,
         tenant: &str,
+        status: RewardStatus,
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<Reward>>> + Send;
 

@@ -80,6 +80,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             let age = time::Duration::seconds(60);
+            match referral::delivery::reconcile::resume_release_jobs(&reconcile_store, age).await {
+                Ok(released) => drop(queue.enqueue(&released).await),
+                Err(error) => tracing::warn!(%error, "reconciler: release jobs failed"),
+            }
             if let Err(error) =
                 referral::delivery::reconcile::reconcile(&reconcile_store, &queue, age).await
             {

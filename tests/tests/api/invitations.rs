@@ -176,7 +176,8 @@ async fn seed_004_completion_names_users_by_id_code_or_email() {
         .admin(Method::POST, path, Some(json!({"program_id": program_id,
             "referring_user": {"referral_code": code}, "referred_user": {"email": "stranger@example.com"}})))
         .await;
-    assert_error(&missing, 404, "referral_relation_not_found");
+    // Seed 004's codes apart: an email that names nobody, an unknown campaign, no relation.
+    assert_error(&missing, 404, "user_not_found");
     let wrong_program = api
         .admin(
             Method::POST,
@@ -185,7 +186,16 @@ async fn seed_004_completion_names_users_by_id_code_or_email() {
             "referring_user": {"user_id": "janneke"}, "referred_user": {"user_id": "u5"}})),
         )
         .await;
-    assert_error(&wrong_program, 404, "referral_relation_not_found");
+    assert_error(&wrong_program, 404, "campaign_not_found");
+    let unrelated = api
+        .admin(
+            Method::POST,
+            path,
+            Some(json!({"program_id": program_id,
+            "referring_user": {"user_id": "janneke"}, "referred_user": {"user_id": "nobody-referred"}})),
+        )
+        .await;
+    assert_error(&unrelated, 404, "referral_relation_not_found");
     let (status, done) = api
         .admin(
             Method::POST,

@@ -197,10 +197,7 @@ async fn the_minimum_withdrawal_balance_is_non_negative_and_bounded() {
 #[tokio::test]
 async fn recent_earnings_are_seven_utc_days_from_the_ledger() {
     let api = Api::new().await;
-    let code = me(&api, "alice").await["referral_code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    me(&api, "alice").await;
     let today = time::OffsetDateTime::now_utc().date();
     let day = |back: i64, hour: u8| {
         (today - time::Duration::days(back))
@@ -210,7 +207,7 @@ async fn recent_earnings_are_seven_utc_days_from_the_ledger() {
     };
     for (back, amount) in [(0, 500), (0, 250), (2, 300), (6, 100), (7, 9999), (8, 7777)] {
         let reward = seed::payout_reward(&api, "alice", amount, day(back, 1));
-        seed::record(&api, &reward, Some(&code)).await;
+        seed::record(&api, &reward).await;
     }
     api.round_trips.take();
     let (status, days) = as_promoter(
@@ -222,7 +219,11 @@ async fn recent_earnings_are_seven_utc_days_from_the_ledger() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(api.round_trips.take(), ["Query"]);
+    assert_eq!(
+        api.round_trips.take(),
+        ["Query", "Query"],
+        "the ledger and the balances (the main currency), in parallel"
+    );
     let days = days.as_array().unwrap();
     assert_eq!(days.len(), 7);
     let values: Vec<i64> = days.iter().map(|d| d["value"].as_i64().unwrap()).collect();
@@ -242,21 +243,16 @@ async fn recent_earnings_are_seven_utc_days_from_the_ledger() {
 #[tokio::test]
 async fn the_referral_list_pages_in_the_seed_shape() {
     let api = Api::new().await;
+    api.program(json!({"name": "Pages", "currency": "USD"}))
+        .await;
+    let code = api.code_of("alice").await;
     for i in 0..120 {
-        let relation = seed::relation(
-            &api,
-            "alice",
-            &format!("friend-{i:03}"),
-            "program",
-            Some("CODE"),
-        );
-        seed::put_relation(&api, &relation).await;
+        api.signed_up(json!({"code": code, "referred_user_id": format!("friend-{i:03}")}))
+            .await;
     }
-    seed::put_relation(
-        &api,
-        &seed::relation(&api, "bob", "not-alice", "program", None),
-    )
-    .await;
+    let bob = api.code_of("bob").await;
+    api.signed_up(json!({"code": bob, "referred_user_id": "not-alice"}))
+        .await;
     let path = "/v1/promoters/me/referrals";
     let (status, first) = as_promoter(&api, "alice", Method::GET, path, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -300,7 +296,31 @@ async fn the_referral_list_pages_in_the_seed_shape() {
         ),
         (Some(2), 20)
     );
-    for bad in ["page=0", "page=x", "page_size=201"] {
+    // Past `?page=`'s reach, the cursor pages on, one page at a time.
+    let mut seen = results.len();
+    let mut cursor = first["next_cursor"].as_str().map(str::to_owned);
+    while let Some(next) = cursor {
+        let (status, page) = as_promoter(
+            &api,
+            "alice",
+            Method::GET,
+            &format!("{path}?cursor={next}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["page"], Value::Null);
+        seen += page["results"].as_array().unwrap().len();
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 120);
+    for bad in [
+        "page=0",
+        "page=x",
+        "page_size=201",
+        "page=41",
+        "cursor=%25%25",
+    ] {
         assert_error(
             &as_promoter(&api, "alice", Method::GET, &format!("{path}?{bad}"), None).await,
             400,
@@ -315,7 +335,7 @@ async fn fund(api: &Api, user: &str, amount: i64) -> String {
         .unwrap()
         .to_owned();
     let reward = seed::payout_reward(api, user, amount, referral::clock::now());
-    seed::record(api, &reward, Some(&code)).await;
+    seed::record(api, &reward).await;
     code
 }
 
@@ -557,7 +577,8 @@ async fn the_statement_sums_acquired_and_potential_credit_per_program() {
         as_promoter(&api, "bob", Method::GET, "/v1/promoters/me/statement", None).await;
     assert_eq!(
         empty,
-        json!({"acquired_credit": 0, "potential_credit": 0, "programs": []})
+        json!({"currency": null, "acquired_credit": 0, "potential_credit": 0,
+               "by_currency": {}, "programs": []})
     );
 }
 

@@ -214,6 +214,71 @@ impl Api {
         let token = self.admin_token();
         self.call(method, path, Some(&token), body).await
     }
+
+    /// A call with the tenant's backend (`service`) token.
+    pub async fn service(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let token = token(&self.tenant, "backend", Role::Service);
+        self.call(method, path, Some(&token), body).await
+    }
+
+    /// A call as the promoter `user`.
+    pub async fn as_promoter(
+        &self,
+        user: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let token = token(&self.tenant, user, Role::Promoter);
+        self.call(method, path, Some(&token), body).await
+    }
+
+    /// Creates a program; answers its id.
+    pub async fn program(&self, body: Value) -> String {
+        let (status, program) = self.admin(Method::POST, "/v1/programs", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{program}");
+        program["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The user's promoter as they see it (created if needed).
+    pub async fn me(&self, user: &str) -> Value {
+        let (status, promoter) = self
+            .as_promoter(user, Method::GET, "/v1/promoters/me", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{promoter}");
+        promoter
+    }
+
+    /// The user's primary referral code (the promoter is created if needed).
+    pub async fn code_of(&self, user: &str) -> String {
+        self.me(user).await["referral_code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A sign-up that must succeed; answers `{referral, rewards, released}`.
+    pub async fn signed_up(&self, body: Value) -> Value {
+        let (status, outcome) = self
+            .service(Method::POST, "/v1/referrals", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{outcome}");
+        outcome
+    }
+
+    /// An invoice event that must succeed; answers the outcome.
+    pub async fn invoiced(&self, body: Value) -> Value {
+        let (status, outcome) = self
+            .service(Method::POST, "/v1/events/invoices", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{outcome}");
+        outcome
+    }
 }
 
 pub async fn read(response: axum::response::Response) -> (StatusCode, Value) {
@@ -278,6 +343,7 @@ pub mod seed {
             referrer_earned: 0,
             commission_rate: None,
             commission_status: None,
+            commission_reward_id: None,
             verified: false,
             redeemed_at: None,
             version: 1,
@@ -326,13 +392,8 @@ pub mod seed {
         }
     }
 
-    pub async fn record(api: &Api, reward: &Reward, promoter_code: Option<&str>) {
-        assert!(
-            api.store
-                .record_reward(reward, promoter_code)
-                .await
-                .unwrap()
-        );
+    pub async fn record(api: &Api, reward: &Reward) {
+        assert!(api.store.record_reward(reward).await.unwrap());
     }
 }
 

@@ -11,25 +11,40 @@ use crate::store::{CodeStore, ProgramStore, PromoterStore};
 
 use super::*;
 
-/// Every code of the caller, with the users referred through each. Two `Query`s.
+/// How many of a promoter's latest referrals `referred_users` draws from.
+pub const REFERRED_USERS_WINDOW: usize = 200;
+
+/// A page of the user's codes: the primary code first (on the first page), then up to
+/// `page.limit` extra codes; each with the users referred through it among the promoter's
+/// latest [`REFERRED_USERS_WINDOW`] referrals (all of them: `/v1/promoters/me/referrals`).
+/// The promoter is created if `create`, else the user must be one (404). Three `Query`s, in
+/// parallel: the promoter, the extra codes, the latest referrals.
 pub async fn codes_of(
     store: &(impl PromoterStore + CodeStore),
     tenant: &str,
     user: &str,
-) -> Result<Vec<CodeView>> {
-    let mut items = store.codes_of(tenant, user).await?;
-    if !items
-        .iter()
-        .any(|item| matches!(item, CodeItem::Promoter(_)))
-    {
-        items.insert(
-            0,
-            CodeItem::Promoter(promoter::get_or_create(store, tenant, user).await?),
-        );
-    }
-    let referrals = store.referrals_of(tenant, user).await?;
+    create: bool,
+    page: &crate::page::PageRequest,
+) -> Result<crate::page::Page<CodeView>> {
+    let user = &crate::domain::referral::user_id("user_id", user)?;
+    let window = crate::page::PageRequest {
+        limit: REFERRED_USERS_WINDOW,
+        cursor: None,
+    };
+    let (promoter, extra, referrals) = tokio::join!(
+        async {
+            if create {
+                promoter::get_or_create(store, tenant, user).await
+            } else {
+                promoter::get(store, tenant, user).await
+            }
+        },
+        store.extra_codes(tenant, user, page),
+        store.referrals_page(tenant, user, &window),
+    );
+    let (promoter, extra, referrals) = (promoter?, extra?, referrals?);
     let mut by_code: BTreeMap<&str, Vec<ReferredUser>> = BTreeMap::new();
-    for referral in &referrals {
+    for referral in &referrals.items {
         if let Some(code) = &referral.code {
             by_code
                 .entry(code.as_str())
@@ -43,14 +58,22 @@ pub async fn codes_of(
                 });
         }
     }
-    Ok(items
-        .iter()
-        .map(|item| {
-            let mut view = item.view();
-            view.referred_users = Some(by_code.remove(view.code.as_str()).unwrap_or_default());
-            view
-        })
-        .collect())
+    let mut items: Vec<CodeItem> = Vec::new();
+    if page.cursor.is_none() {
+        items.push(CodeItem::Promoter(promoter));
+    }
+    items.extend(extra.items.into_iter().map(CodeItem::Extra));
+    Ok(crate::page::Page {
+        items: items
+            .iter()
+            .map(|item| {
+                let mut view = item.view();
+                view.referred_users = Some(by_code.remove(view.code.as_str()).unwrap_or_default());
+                view
+            })
+            .collect(),
+        next_cursor: extra.next_cursor,
+    })
 }
 
 /// An admin gives `user` an extra code for a program. The promoter is created if needed.
@@ -60,6 +83,7 @@ pub async fn create_code(
     user: &str,
     input: &NewCode,
 ) -> Result<CodeView> {
+    let user = &crate::domain::referral::user_id("user_id", user)?;
     let custom = input.validate()?;
     let program = match program::get_program(store, tenant, &input.program_id).await {
         Err(Error::NotFound(_)) => {
@@ -145,11 +169,14 @@ pub async fn public_code(
         })
         .transpose()?;
     let canonical = normalize(code).ok_or_else(not_found)?;
-    let item = store.get_code(&canonical).await?.ok_or_else(not_found)?;
+    let (item, counts) = store
+        .code_with_counts(&canonical)
+        .await?
+        .ok_or_else(not_found)?;
     let now = clock::now();
     let (terms, limit, programs) = match &item {
         CodeItem::Promoter(promoter) => {
-            let programs = promoter::all_programs(store, &promoter.tenant).await?;
+            let programs = program::all_programs(store, &promoter.tenant).await?;
             let open = programs
                 .into_iter()
                 .filter(|p| p.status == ProgramStatus::Active)
@@ -169,7 +196,7 @@ pub async fn public_code(
             )
         }
     };
-    let stats = item.stats();
+    // The limit is per program: each offer shows the code's referrals in that program.
     let offers: Vec<_> = programs
         .iter()
         .map(|p| {
@@ -177,7 +204,7 @@ pub async fn public_code(
                 p,
                 terms,
                 limit,
-                stats.total_referrals,
+                counts.get(&p.id).copied().unwrap_or(0),
                 country.as_deref(),
                 now,
             )

@@ -1,6 +1,8 @@
 //! Referral codes (seed 002): every promoter has a primary code (its referral link), and admins
 //! may give a promoter extra codes tied to one program with their own amounts and limit.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -44,16 +46,79 @@ pub fn normalize(input: &str) -> Option<String> {
 /// The counters every code keeps (seed 002).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeStats {
-    /// Users referred through the code.
+    /// Users referred through the code, in every program.
+    #[serde(default)]
     pub total_referrals: u64,
     /// Identity checks started by users referred through the code.
+    #[serde(default)]
+    pub verification_attempts: u64,
+    #[serde(default)]
+    pub verification_successes: u64,
+    /// What referrers and referees earned through the code, per currency (minor units; points
+    /// under `POINTS`). Stored as maps that exist from the code's creation, so a transaction can
+    /// add to one currency's entry.
+    #[serde(default)]
+    pub referrer_earned: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub referee_earned: BTreeMap<String, i64>,
+    /// The first currency the code earned in: its scalar totals are in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earnings_currency: Option<String>,
+    /// Clicks on `/r/{code}`.
+    #[serde(default)]
+    pub link_clicks: u64,
+}
+
+/// What a code's users earned in one currency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CodeEarnings {
+    pub referrer: i64,
+    pub referee: i64,
+}
+
+/// A code's counters as answered: seed 002's scalars (in the code's currency) and every
+/// currency apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CodeStatsView {
+    pub total_referrals: u64,
     pub verification_attempts: u64,
     pub verification_successes: u64,
-    /// What referrers and referees earned through the code, minor units.
+    /// The currency of `total_referrer_earned` and `total_referee_earned`: the program's for an
+    /// extra code, the first one earned in for a primary code.
+    pub currency: Option<String>,
     pub total_referrer_earned: i64,
     pub total_referee_earned: i64,
-    /// Clicks on `/r/{code}`.
+    pub earned: BTreeMap<String, CodeEarnings>,
     pub link_clicks: u64,
+}
+
+impl CodeStats {
+    pub fn view(&self, currency: Option<&str>) -> CodeStatsView {
+        let currency = currency
+            .map(str::to_owned)
+            .or_else(|| self.earnings_currency.clone());
+        let mut earned: BTreeMap<String, CodeEarnings> = BTreeMap::new();
+        for (c, amount) in &self.referrer_earned {
+            earned.entry(c.clone()).or_default().referrer += amount;
+        }
+        for (c, amount) in &self.referee_earned {
+            earned.entry(c.clone()).or_default().referee += amount;
+        }
+        let scalar = currency
+            .as_deref()
+            .and_then(|c| earned.get(c).copied())
+            .unwrap_or_default();
+        CodeStatsView {
+            total_referrals: self.total_referrals,
+            verification_attempts: self.verification_attempts,
+            verification_successes: self.verification_successes,
+            currency,
+            total_referrer_earned: scalar.referrer,
+            total_referee_earned: scalar.referee,
+            earned,
+            link_clicks: self.link_clicks,
+        }
+    }
 }
 
 /// An extra code an admin gave a promoter, tied to one program.
@@ -160,7 +225,7 @@ pub struct CodeView {
     pub referee_amount: Option<i64>,
     pub max_referrals: Option<u32>,
     #[serde(flatten)]
-    pub stats: CodeStats,
+    pub stats: CodeStatsView,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
     /// Users referred through the code (in the owner's list of codes).

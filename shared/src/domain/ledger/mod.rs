@@ -43,6 +43,27 @@ pub enum RewardStatus {
 }
 
 impl RewardStatus {
+    pub const ALL: [RewardStatus; 5] = [
+        RewardStatus::Held,
+        RewardStatus::Pending,
+        RewardStatus::Credited,
+        RewardStatus::Failed,
+        RewardStatus::Reversed,
+    ];
+
+    /// A status named in a query (`?status=held`); 400 naming `status` otherwise.
+    pub fn parse(text: &str) -> Result<RewardStatus> {
+        RewardStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "status",
+                    "must be one of held, pending, credited, failed, reversed",
+                )
+            })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RewardStatus::Held => "held",
@@ -94,43 +115,100 @@ pub struct Reward {
     pub updated: OffsetDateTime,
 }
 
-/// How a reward moves its recipient's promoter balances.
+/// How a reward moves its recipient's balance in its currency (`POINTS` for points).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BalanceEffect {
+    /// Every reward earned, either delivery, not reversed.
     pub total_earned: i64,
+    /// Credited `payout` rewards: withdrawable.
     pub current_balance: i64,
-    pub points_earned: i64,
 }
 
 impl Reward {
-    /// Counts towards a promoter's earnings: cash, not taken back.
+    /// Counts towards earnings: cash, not taken back.
     pub fn is_cash_earning(&self) -> bool {
         self.kind == RewardKind::Cash && self.status != RewardStatus::Reversed
     }
 
-    /// Cash counts in `total_earned` whatever its delivery; only credited `payout` rewards are
-    /// withdrawable `current_balance` (held ones join it when released); points count apart.
+    /// Every reward counts in `total_earned` of its currency whatever its delivery; only
+    /// credited `payout` rewards are withdrawable `current_balance` (held ones join it when
+    /// released). Points are the currency `POINTS`.
     pub fn balance_effect(&self) -> BalanceEffect {
         if self.status == RewardStatus::Reversed {
             return BalanceEffect::default();
         }
-        match self.kind {
-            RewardKind::Points => BalanceEffect {
-                points_earned: self.amount,
-                ..BalanceEffect::default()
-            },
-            RewardKind::Cash => BalanceEffect {
-                total_earned: self.amount,
-                current_balance: if self.delivery == Delivery::Payout
-                    && self.status == RewardStatus::Credited
-                {
-                    self.amount
-                } else {
-                    0
-                },
-                points_earned: 0,
+        BalanceEffect {
+            total_earned: self.amount,
+            current_balance: if self.delivery == Delivery::Payout
+                && self.status == RewardStatus::Credited
+            {
+                self.amount
+            } else {
+                0
             },
         }
+    }
+}
+
+/// A user's balance in one currency (`POINTS` for points).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    pub currency: String,
+    /// Credited `payout` rewards not yet withdrawn, minor units.
+    #[serde(default)]
+    pub current_balance: i64,
+    /// Every reward earned, either delivery, minor units.
+    #[serde(default)]
+    pub total_earned: i64,
+    /// Withdrawn and paid, minor units.
+    #[serde(default)]
+    pub total_paid: i64,
+    /// When the user first earned in this currency: the first money currency is their main one.
+    #[serde(with = "rfc3339")]
+    pub created: OffsetDateTime,
+}
+
+/// The figures of one balance as answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BalanceFigures {
+    pub current_balance: i64,
+    pub total_earned: i64,
+    pub total_paid: i64,
+}
+
+/// Every balance of a user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Balances(pub Vec<Balance>);
+
+impl Balances {
+    /// The user's main currency: the first money currency they earned in (points are never
+    /// the main currency). The seed-001 scalar fields are this currency's.
+    pub fn main_currency(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|b| b.currency != crate::domain::money::POINTS)
+            .min_by(|a, b| (a.created, &a.currency).cmp(&(b.created, &b.currency)))
+            .map(|b| b.currency.as_str())
+    }
+
+    pub fn get(&self, currency: &str) -> BalanceFigures {
+        self.0
+            .iter()
+            .find(|b| b.currency == currency)
+            .map(|b| BalanceFigures {
+                current_balance: b.current_balance,
+                total_earned: b.total_earned,
+                total_paid: b.total_paid,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every balance by currency, as answered.
+    pub fn by_currency(&self) -> std::collections::BTreeMap<String, BalanceFigures> {
+        self.0
+            .iter()
+            .map(|b| (b.currency.clone(), self.get(&b.currency)))
+            .collect()
     }
 }
 
@@ -224,7 +302,7 @@ fn is_plausible_wallet(address: &str) -> bool {
     ethereum || bech32 || base58
 }
 
-/// A withdrawal of a promoter's whole `current_balance`.
+/// A withdrawal of a promoter's whole `current_balance` in one currency.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Payout {
     pub id: String,
@@ -246,6 +324,34 @@ pub struct Payout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_main_currency_is_the_first_money_currency_earned_in() {
+        let at = |minute: u8| {
+            time::macros::datetime!(2026-11-01 00:00 UTC) + time::Duration::minutes(minute.into())
+        };
+        let balance = |currency: &str, created| Balance {
+            currency: currency.into(),
+            current_balance: 1,
+            total_earned: 2,
+            total_paid: 0,
+            created,
+        };
+        assert_eq!(Balances::default().main_currency(), None);
+        let balances = Balances(vec![
+            balance("USD", at(5)),
+            balance("POINTS", at(1)),
+            balance("EUR", at(3)),
+        ]);
+        assert_eq!(balances.main_currency(), Some("EUR"), "points never");
+        assert_eq!(balances.get("BRL"), BalanceFigures::default());
+        assert_eq!(balances.by_currency().len(), 3);
+        assert_eq!(RewardStatus::parse("held").unwrap(), RewardStatus::Held);
+        assert_eq!(
+            RewardStatus::parse("paid").unwrap_err().code(),
+            "invalid_request"
+        );
+    }
 
     fn method(kind: PayoutKind, address: &str) -> Result<PayoutMethod> {
         PayoutMethod {

@@ -52,15 +52,34 @@ pub async fn retry_reward(
     })
 }
 
-/// The tenant's failed rewards (`?status=failed`).
-pub async fn failed_rewards(
+/// The tenant's rewards of one status (`?status=`, required), latest change first: one `Query`
+/// of the rewards-by-status index.
+pub async fn rewards_by_status(
     store: &impl BillingStore,
     tenant: &str,
     status: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Reward>> {
-    match status {
-        Some("failed") => store.failed_rewards(tenant, page).await,
-        _ => Err(Error::invalid("status", "must be failed")),
-    }
+    let status = match status.filter(|s| !s.is_empty()) {
+        Some(status) => RewardStatus::parse(status)?,
+        None => {
+            return Err(Error::invalid(
+                "status",
+                "is required: one of held, pending, credited, failed, reversed",
+            ));
+        }
+    };
+    store.rewards_by_status(tenant, status, page).await
+}
+
+/// A page of a relation's rewards: the referrer's, then the referred user's, each by id. The
+/// relation (1 `Query`), then 1 `Query` per side the page reaches.
+pub async fn relation_rewards(
+    store: &impl ReferralStore,
+    tenant: &str,
+    relation_id: &str,
+    page: &PageRequest,
+) -> Result<Page<Reward>> {
+    let relation = crate::domain::referral::get_referral(store, tenant, relation_id).await?;
+    store.relation_rewards_page(&relation, page).await
 }

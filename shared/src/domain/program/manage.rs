@@ -77,3 +77,21 @@ pub async fn archive_program(store: &impl ProgramStore, tenant: &str, id: &str) 
 fn not_found(id: &str) -> Error {
     Error::NotFound(format!("no program {id}"))
 }
+
+/// Every program of the tenant, following pages (strongly consistent: sign-ups and events
+/// decide on them).
+pub async fn all_programs(store: &impl ProgramStore, tenant: &str) -> Result<Vec<Program>> {
+    let mut programs = Vec::new();
+    let mut page = PageRequest {
+        limit: crate::page::MAX_LIMIT,
+        cursor: None,
+    };
+    loop {
+        let batch = store.list_programs(tenant, &page).await?;
+        programs.extend(batch.items);
+        match batch.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => return Ok(programs),
+        }
+    }
+}

@@ -141,6 +141,10 @@ pub struct Program {
     pub requires_verification: bool,
     pub country_overrides: BTreeMap<String, CountryOverride>,
     pub rewards: Vec<RewardRule>,
+    /// The program has relations: its currency is frozen (their rewards are in it). Set by the
+    /// first sign-up, in its transaction.
+    #[serde(default)]
+    pub has_relations: bool,
     /// Incremented by every change; updates are conditional on it.
     pub version: u64,
     #[serde(with = "rfc3339")]
@@ -250,6 +254,7 @@ impl Program {
             requires_verification: false,
             country_overrides: BTreeMap::new(),
             rewards: Vec::new(),
+            has_relations: false,
             version: 1,
             created: now,
             updated: now,
@@ -290,7 +295,14 @@ impl Program {
         if let Some(audience) = input.audience {
             next.audience = audience;
         }
-        if let Some(currency) = &input.currency {
+        if let Some(currency) = &input.currency
+            && *currency != next.currency
+        {
+            if self.has_relations {
+                return Err(Error::Conflict(
+                    "the program has referrals: its currency can no longer change".into(),
+                ));
+            }
             next.currency = currency.clone();
         }
         if let Some(expires_at) = input.expires_at {
@@ -387,7 +399,20 @@ impl Program {
             ));
         }
         for (index, rule) in self.rewards.iter().enumerate() {
-            rule.validate(&format!("rewards[{index}]"), &self.currency)?;
+            let at = format!("rewards[{index}]");
+            rule.validate(&at, &self.currency)?;
+            if let Some(first) = self.rewards[..index]
+                .iter()
+                .position(|r| r.key() == rule.key())
+            {
+                return Err(Error::invalid(
+                    at,
+                    format!(
+                        "pays the same recipient, on the same trigger and threshold, the same kind \
+                         as rewards[{first}]: merge them into one rule"
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -452,12 +477,16 @@ impl Program {
 }
 
 impl RewardRule {
-    /// A stable name of this rule within its program (`referrer.paid_threshold.5000`): it keys
-    /// what has fired for a relation and the ids of the rewards it produced.
+    /// A stable name of this rule within its program (`referrer.paid_threshold.5000`, and
+    /// `referee.signup.points` for a points rule beside a cash one): it keys what has fired for
+    /// a relation and the ids of the rewards it produced, so no two rules of a program share it.
     pub fn key(&self) -> String {
         let mut key = format!("{}.{}", self.recipient.as_str(), self.trigger.as_str());
         if let Some(threshold) = self.threshold_amount {
             key.push_str(&format!(".{threshold}"));
+        }
+        if self.kind == RewardKind::Points {
+            key.push_str(".points");
         }
         key
     }
@@ -500,6 +529,15 @@ impl RewardRule {
                 ));
             }
             (_, None) => {}
+        }
+        if currency == POINTS
+            && matches!(self.trigger, Trigger::PaidThreshold | Trigger::EachInvoice)
+        {
+            return Err(Error::invalid(
+                format!("{at}.trigger"),
+                "invoices are counted in a money currency: a POINTS program has no paid \
+                 threshold or invoice rules; give points from a program in the invoices' currency",
+            ));
         }
         if self.kind == RewardKind::Cash && currency == POINTS {
             return Err(Error::invalid(
@@ -838,6 +876,47 @@ mod tests {
             program.patched(&invalid, later).unwrap_err().code(),
             "invalid_request"
         );
+    }
+
+    #[test]
+    fn rule_keys_are_unique_in_a_program() {
+        let both = create(with(
+            "rewards",
+            json!([
+                {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
+                {"recipient": "referee", "trigger": "signup", "kind": "points", "amount": 50}
+            ]),
+        ))
+        .unwrap();
+        let keys: Vec<String> = both.rewards.iter().map(RewardRule::key).collect();
+        assert_eq!(keys, ["referee.signup", "referee.signup.points"]);
+        let twice = with(
+            "rewards",
+            json!([
+                {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 10,
+                 "kind": "cash", "amount": 1},
+                {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 20,
+                 "kind": "cash", "amount": 1},
+                {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 10,
+                 "kind": "cash", "amount": 5, "delivery": "payout"}
+            ]),
+        );
+        assert_eq!(refused_field(twice), "rewards[2]");
+    }
+
+    #[test]
+    fn points_programs_have_no_rules_counted_in_money() {
+        for rule in [
+            json!({"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 10,
+                   "kind": "points", "amount": 1}),
+            json!({"recipient": "referee", "trigger": "each_invoice", "kind": "points", "percent": 1}),
+        ] {
+            let body = json!({"name": "Points", "currency": "POINTS", "rewards": [rule]});
+            assert_eq!(refused_field(body), "rewards[0].trigger");
+        }
+        let signup = json!({"name": "Points", "currency": "POINTS", "rewards": [
+            {"recipient": "referee", "trigger": "verified", "kind": "points", "amount": 5}]});
+        assert!(create(signup).is_ok());
     }
 
     #[test]

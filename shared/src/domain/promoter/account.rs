@@ -1,21 +1,24 @@
-//! A promoter's own account: get or create, settings, recent earnings, referrals, statement;
-//! withdrawals and their settlement.
+//! A promoter's own account: get or create, settings, recent earnings, referrals, rewards,
+//! statement; withdrawals (one currency each) and their settlement.
 
+use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::backoff::Backoff;
 use crate::clock;
 use crate::domain::code;
-use crate::domain::ledger::{Payout, PayoutStatus};
-use crate::domain::program::Program;
+use crate::domain::ledger::{Payout, PayoutStatus, Reward, RewardStatus};
+use crate::domain::program::all_programs;
+use crate::domain::referral::{self, Referral};
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
-use crate::store::{Inserted, ProgramStore, PromoterChange, PromoterStore};
+use crate::store::{Inserted, ProgramStore, PromoterChange, PromoterStore, ReferralStore};
 
 use super::*;
 
 /// The caller's promoter, created with a fresh unique code on first use. Race-safe: concurrent
 /// first calls create exactly one promoter (the user guard is written in the same transaction).
-/// An existing promoter costs one `Query`.
+/// An existing promoter costs one `Query` (the promoter and their balances).
 pub async fn get_or_create(
     store: &impl PromoterStore,
     tenant: &str,
@@ -27,7 +30,12 @@ pub async fn get_or_create(
     for _ in 0..CODE_ATTEMPTS {
         let promoter = Promoter::new(tenant, user, code::generate(), clock::now());
         match store.insert_promoter(&promoter).await? {
-            Inserted::Done => return Ok(promoter),
+            Inserted::Done => {
+                // A referee may have earned before becoming a promoter.
+                let mut promoter = promoter;
+                promoter.balances = store.balances(tenant, user).await?;
+                return Ok(promoter);
+            }
             Inserted::KeyTaken => continue,
             Inserted::GuardTaken => {
                 return store.read_promoter(tenant, user).await?.ok_or_else(|| {
@@ -43,6 +51,7 @@ pub async fn get_or_create(
 
 /// A promoter an admin looks up; 404 when the user is not a promoter.
 pub async fn get(store: &impl PromoterStore, tenant: &str, user: &str) -> Result<Promoter> {
+    let user = &referral::user_id("user_id", user)?;
     store
         .find_promoter(tenant, user)
         .await?
@@ -62,29 +71,176 @@ pub async fn change(
         .await
 }
 
-/// The last seven UTC days of cash earnings. One `Query` on the ledger.
+/// Body of `PATCH /v1/promoters/{user_id}` (admin).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminChange {
+    /// The promoter's own commission rate on invoices (percent, 0 < rate <= 100), replacing
+    /// the program's percent for their future invoices; `null` returns to the program's.
+    pub commission_rate: Option<f64>,
+}
+
+/// An admin sets a promoter's own commission rate (seed 001's `commission_rate`).
+pub async fn admin_change(
+    store: &impl PromoterStore,
+    tenant: &str,
+    user: &str,
+    input: &AdminChange,
+) -> Result<Promoter> {
+    if let Some(rate) = input.commission_rate
+        && !(rate.is_finite() && rate > 0.0 && rate <= 100.0)
+    {
+        return Err(Error::invalid(
+            "commission_rate",
+            "must be greater than 0 and at most 100, or null for the program's",
+        ));
+    }
+    let promoter = get(store, tenant, user).await?;
+    store
+        .update_promoter(
+            &promoter,
+            &PromoterChange::CommissionRate(input.commission_rate),
+            clock::now(),
+        )
+        .await
+}
+
+/// The last seven UTC days of cash earnings, per currency. One `Query` on the ledger and one
+/// for the promoter's balances (the main currency), in parallel.
 pub async fn recent(
     store: &impl PromoterStore,
     tenant: &str,
     user: &str,
 ) -> Result<Vec<DayEarnings>> {
     let today = OffsetDateTime::now_utc().date();
-    let rewards = store
-        .rewards_since(tenant, user, recent_window_start(today))
-        .await?;
-    Ok(recent_earnings(today, &rewards))
+    let (rewards, promoter) = tokio::join!(
+        store.rewards_since(tenant, user, recent_window_start(today)),
+        store.find_promoter(tenant, user),
+    );
+    let promoter = promoter?;
+    let main = promoter.as_ref().and_then(|p| p.balances.main_currency());
+    Ok(recent_earnings(today, &rewards?, main))
 }
 
-/// The seed-shaped page of the promoter's referrals, newest first.
+/// The current status of each relation's latest referrer reward: one `BatchGetItem`.
+pub async fn commission_statuses(
+    store: &impl ReferralStore,
+    tenant: &str,
+    relations: &[Referral],
+) -> Result<std::collections::BTreeMap<String, RewardStatus>> {
+    let ids: Vec<(String, String)> = relations
+        .iter()
+        .filter_map(|r| {
+            r.commission_reward_id
+                .clone()
+                .map(|id| (r.referrer_user_id.clone(), id))
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(store
+        .rewards_by_id(tenant, &ids)
+        .await?
+        .into_iter()
+        .map(|reward| (reward.id, reward.status))
+        .collect())
+}
+
+/// The relation with its commission's current status.
+pub fn with_commission(
+    mut relation: Referral,
+    statuses: &std::collections::BTreeMap<String, RewardStatus>,
+) -> Referral {
+    if let Some(id) = &relation.commission_reward_id
+        && let Some(status) = statuses.get(id)
+    {
+        relation.commission_status = Some(*status);
+    }
+    relation
+}
+
+/// The seed-shaped page of the promoter's referrals, newest first. The count is the
+/// promoter's counter (no counting reads); page `n` reads the `(n - 1) * page_size` referrals
+/// before it (bounded by [`MAX_PAGED_REFERRALS`]), a cursor reads one page.
 pub async fn referrals(
-    store: &impl PromoterStore,
+    store: &(impl PromoterStore + ReferralStore),
     tenant: &str,
     user: &str,
     query: &ReferralListQuery,
 ) -> Result<ReferralList> {
-    let (page, size) = query.parse()?;
-    let all = store.referrals_of(tenant, user).await?;
-    Ok(referral_page(&all, page, size))
+    let (start, size) = query.parse()?;
+    let promoter = get_or_create(store, tenant, user).await?;
+    let (page_number, mut cursor) = match start {
+        ReferralListStart::Cursor(cursor) => (None, Some(cursor)),
+        ReferralListStart::Page(page) => (Some(page), None),
+    };
+    let mut skip = page_number.map_or(0, |page| (page - 1) as usize * size);
+    while skip > 0 {
+        let batch = PageRequest {
+            limit: skip.min(crate::page::MAX_LIMIT),
+            cursor: cursor.take(),
+        };
+        let skipped = store.referrals_page(tenant, user, &batch).await?;
+        skip -= skipped.items.len();
+        match skipped.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => {
+                skip = 0;
+                cursor = None;
+                if skipped.items.len() < batch.limit {
+                    // Past the end: an empty page.
+                    return Ok(referral_list(
+                        promoter.all_referrals,
+                        page_number,
+                        size,
+                        &[],
+                        |_| None,
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    let page = store
+        .referrals_page(
+            tenant,
+            user,
+            &PageRequest {
+                limit: size,
+                cursor,
+            },
+        )
+        .await?;
+    let statuses = commission_statuses(store, tenant, &page.items).await?;
+    Ok(referral_list(
+        promoter.all_referrals,
+        page_number,
+        size,
+        &page.items,
+        |r| {
+            r.commission_reward_id
+                .as_ref()
+                .and_then(|id| statuses.get(id).copied())
+                .or(r.commission_status)
+        },
+        page.next_cursor,
+    ))
+}
+
+/// A page of the promoter's rewards, newest first, of one status if given.
+pub async fn rewards(
+    store: &impl PromoterStore,
+    tenant: &str,
+    user: &str,
+    status: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<Reward>> {
+    let status = status
+        .filter(|s| !s.is_empty())
+        .map(RewardStatus::parse)
+        .transpose()?;
+    store.rewards_of(tenant, user, status, page).await
 }
 
 pub async fn payouts(
@@ -96,25 +252,53 @@ pub async fn payouts(
     store.payouts_of(tenant, user, page).await
 }
 
-/// Withdraws the whole current balance, if it reaches the minimum: the balance goes to 0 and a
-/// `requested` payout appears, in one transaction conditioned on the balance read, so two
-/// concurrent requests never pay the same balance twice.
+/// Body of `POST /v1/promoters/me/payouts`: which balance to withdraw (default: the main
+/// currency's).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawal {
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// Withdraws the whole current balance of one currency, if it reaches the minimum: the
+/// balance goes to 0 and a `requested` payout appears, in one transaction conditioned on the
+/// balance read, so two concurrent requests never pay the same balance twice.
 pub async fn request_payout(
     store: &impl PromoterStore,
     tenant: &str,
     user: &str,
+    input: &Withdrawal,
 ) -> Result<Payout> {
-    let mut promoter = get_or_create(store, tenant, user).await?;
-    let mut backoff = crate::backoff::Backoff::new();
+    let promoter = get_or_create(store, tenant, user).await?;
+    let currency = match input.currency.as_deref() {
+        Some(currency) => crate::domain::money::money_currency("currency", currency)?,
+        None => match promoter.balances.main_currency() {
+            Some(currency) => currency.to_owned(),
+            None => {
+                return Err(Error::BelowMinWithdrawalBalance(
+                    "nothing has been earned yet".into(),
+                ));
+            }
+        },
+    };
+    let mut balance = promoter
+        .balances
+        .0
+        .iter()
+        .find(|b| b.currency == currency)
+        .cloned();
+    let mut backoff = Backoff::new();
     loop {
-        if promoter.current_balance <= 0
-            || promoter.current_balance < promoter.min_withdrawal_balance
-        {
+        let Some(seen) = balance.clone().filter(|b| {
+            b.current_balance > 0 && b.current_balance >= promoter.min_withdrawal_balance
+        }) else {
             return Err(Error::BelowMinWithdrawalBalance(format!(
-                "the balance {} is below the minimum withdrawal balance {}",
-                promoter.current_balance, promoter.min_withdrawal_balance
+                "the {currency} balance {} is below the minimum withdrawal balance {}",
+                balance.as_ref().map_or(0, |b| b.current_balance),
+                promoter.min_withdrawal_balance
             )));
-        }
+        };
         let Some(method) = promoter.payout_method.clone() else {
             return Err(Error::PayoutMethodMissing(
                 "set a payout method before withdrawing".into(),
@@ -125,25 +309,19 @@ pub async fn request_payout(
             tenant: tenant.to_owned(),
             user_id: user.to_owned(),
             promoter_code: promoter.referral_code.clone(),
-            amount: promoter.current_balance,
-            currency: promoter
-                .currency
-                .clone()
-                .unwrap_or_else(|| "USD".to_owned()),
+            amount: seen.current_balance,
+            currency: currency.clone(),
             status: PayoutStatus::Requested,
             payout_method: method,
             created: clock::now(),
             paid_at: None,
         };
-        if store.request_payout(&promoter, &payout).await? {
+        if store.request_payout(&seen, &payout).await? {
             return Ok(payout);
         }
         // The balance moved since it was read: read it again, consistently.
         backoff.wait().await?;
-        promoter = store
-            .promoter_by_code(&promoter.referral_code)
-            .await?
-            .ok_or_else(|| Error::internal("promoter vanished during a payout"))?;
+        balance = store.balance(tenant, user, &currency).await?;
     }
 }
 
@@ -168,30 +346,20 @@ pub async fn mark_paid(store: &impl PromoterStore, tenant: &str, id: &str) -> Re
     })
 }
 
-/// Acquired and potential credit per program.
+/// Acquired and potential credit per program and per currency. The relations, the programs and
+/// the promoter (their main currency), in parallel.
 pub async fn statement_of(
     store: &(impl PromoterStore + ProgramStore),
     tenant: &str,
     user: &str,
 ) -> Result<Statement> {
-    let referrals = store.referrals_of(tenant, user).await?;
-    let programs = all_programs(store, tenant).await?;
-    Ok(statement(&programs, &referrals))
-}
-
-/// Every program of the tenant, following pages.
-pub(crate) async fn all_programs(store: &impl ProgramStore, tenant: &str) -> Result<Vec<Program>> {
-    let mut programs = Vec::new();
-    let mut page = PageRequest {
-        limit: crate::page::MAX_LIMIT,
-        cursor: None,
-    };
-    loop {
-        let batch = program::list_programs(store, tenant, &page).await?;
-        programs.extend(batch.items);
-        match batch.next_cursor {
-            Some(cursor) => page.cursor = Some(cursor),
-            None => return Ok(programs),
-        }
-    }
+    let user = &referral::user_id("user_id", user)?;
+    let (referrals, programs, promoter) = tokio::join!(
+        store.referrals_of(tenant, user),
+        all_programs(store, tenant),
+        store.find_promoter(tenant, user),
+    );
+    let promoter = promoter?;
+    let main = promoter.as_ref().and_then(|p| p.balances.main_currency());
+    Ok(statement(&programs?, &referrals?, main))
 }

@@ -8,8 +8,8 @@ use time::{Date, OffsetDateTime};
 
 use crate::clock::rfc3339;
 use crate::domain::code::{CodeStats, CodeView, ReferralCode};
-use crate::domain::ledger::Reward;
-use crate::domain::program::{self, CodeTerms, Program, ProgramStatus, Recipient, RewardKind};
+use crate::domain::ledger::{BalanceFigures, Balances, Reward};
+use crate::domain::program::{CodeTerms, Program, ProgramStatus, Recipient, RewardKind};
 use crate::domain::referral::{InvitationMethod, Referral, ReferralStatus};
 use crate::error::{Error, Result};
 pub mod account;
@@ -34,20 +34,16 @@ pub struct Promoter {
     pub referral_code: String,
     /// Whether the primary code accepts sign-ups.
     pub is_active: bool,
+    /// The primary code's own counters (sign-ups through it, clicks on its link...).
     #[serde(flatten)]
     pub stats: CodeStats,
-    /// Undrawn rewards whose delivery is `payout`, minor units.
-    pub current_balance: i64,
-    /// Every cash reward earned, either delivery, minor units.
-    pub total_earned: i64,
-    /// Paid out, minor units.
-    pub total_paid: i64,
-    /// Every points reward earned.
-    pub points_earned: i64,
-    /// Currency of the balances: that of the first cash reward; `null` before. Absent from the
-    /// item until then, so the first reward can set it with `if_not_exists`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    /// Sign-ups through every code of the promoter (the primary and extra codes).
+    #[serde(default)]
+    pub all_referrals: u64,
+    /// The user's balances, per currency: items of their own beside this one (a referee earns
+    /// before becoming a promoter), read with it.
+    #[serde(skip)]
+    pub balances: Balances,
     pub min_withdrawal_balance: i64,
     /// A per-promoter commission rate (percent) on invoices, replacing the program's; `null`
     /// when the program's applies.
@@ -67,11 +63,8 @@ impl Promoter {
             referral_code,
             is_active: true,
             stats: CodeStats::default(),
-            current_balance: 0,
-            total_earned: 0,
-            total_paid: 0,
-            points_earned: 0,
-            currency: None,
+            all_referrals: 0,
+            balances: Balances::default(),
             min_withdrawal_balance: DEFAULT_MIN_WITHDRAWAL,
             commission_rate: None,
             payout_method: None,
@@ -82,6 +75,11 @@ impl Promoter {
 
     /// The promoter as answered, with its referral link under `base_url`.
     pub fn view(&self, base_url: &str) -> PromoterView {
+        let currency = self.balances.main_currency().map(str::to_owned);
+        let main = currency
+            .as_deref()
+            .map(|c| self.balances.get(c))
+            .unwrap_or_default();
         PromoterView {
             user_id: self.user_id.clone(),
             referral_code: self.referral_code.clone(),
@@ -90,13 +88,14 @@ impl Promoter {
                 base_url.trim_end_matches('/'),
                 self.referral_code
             ),
-            current_balance: self.current_balance,
-            total_earned: self.total_earned,
-            total_paid: self.total_paid,
-            points_earned: self.points_earned,
-            currency: self.currency.clone(),
+            current_balance: main.current_balance,
+            total_earned: main.total_earned,
+            total_paid: main.total_paid,
+            points_earned: self.balances.get(crate::domain::money::POINTS).total_earned,
+            currency,
+            balances: self.balances.by_currency(),
             link_clicks: self.stats.link_clicks,
-            total_referrals: self.stats.total_referrals,
+            total_referrals: self.all_referrals,
             min_withdrawal_balance: self.min_withdrawal_balance,
             commission_rate: self.commission_rate,
             payout_method: self.payout_method.clone(),
@@ -114,7 +113,7 @@ impl Promoter {
             referrer_amount: None,
             referee_amount: None,
             max_referrals: None,
-            stats: self.stats.clone(),
+            stats: self.stats.view(None),
             created: self.created,
             referred_users: None,
         }
@@ -140,7 +139,7 @@ impl CodeItem {
                 referrer_amount: code.referrer_amount,
                 referee_amount: code.referee_amount,
                 max_referrals: code.max_referrals,
-                stats: code.stats.clone(),
+                stats: code.stats.view(None),
                 created: code.created,
                 referred_users: None,
             },
@@ -168,11 +167,16 @@ pub struct PromoterView {
     pub user_id: String,
     pub referral_code: String,
     pub referral_link: String,
+    /// Seed 001's figures, in the promoter's main currency (`currency`: the first money
+    /// currency they earned in; `null` before any). Every currency is in `balances`.
     pub current_balance: i64,
     pub total_earned: i64,
     pub total_paid: i64,
+    /// Points earned (the `POINTS` balance's `total_earned`).
     pub points_earned: i64,
     pub currency: Option<String>,
+    /// Every balance, per currency: `{"USD": {current_balance, total_earned, total_paid}}`.
+    pub balances: BTreeMap<String, BalanceFigures>,
     pub link_clicks: u64,
     pub total_referrals: u64,
     pub min_withdrawal_balance: i64,
@@ -216,8 +220,10 @@ pub struct DayEarnings {
     pub day: String,
     /// `YYYY-MM-DD`, UTC.
     pub date: String,
-    /// Cash earned that day, minor units.
+    /// Cash earned that day in the promoter's main currency, minor units.
     pub value: i64,
+    /// Cash earned that day per currency (currencies with earnings in the week).
+    pub values: BTreeMap<String, i64>,
 }
 
 /// The first instant of the seven UTC days ending with `today`.
@@ -226,25 +232,36 @@ pub fn recent_window_start(today: Date) -> OffsetDateTime {
 }
 
 /// Seven entries, oldest first, ending with `today` (UTC): the cash rewards created each day,
-/// zero where there were none.
-pub fn recent_earnings(today: Date, rewards: &[Reward]) -> Vec<DayEarnings> {
+/// per currency (every currency earned in that week, zero where there were none) and in the
+/// `main` currency.
+pub fn recent_earnings(today: Date, rewards: &[Reward], main: Option<&str>) -> Vec<DayEarnings> {
     let first = today - time::Duration::days(6);
-    let mut values = [0i64; 7];
+    let currencies: std::collections::BTreeSet<&str> = rewards
+        .iter()
+        .filter(|r| r.is_cash_earning())
+        .map(|r| r.currency.as_str())
+        .collect();
+    let mut days: Vec<BTreeMap<String, i64>> = (0..7)
+        .map(|_| currencies.iter().map(|c| (c.to_string(), 0)).collect())
+        .collect();
     for reward in rewards.iter().filter(|r| r.is_cash_earning()) {
         let offset = (reward.created.date() - first).whole_days();
         if let Ok(index) = usize::try_from(offset)
-            && index < 7
+            && let Some(day) = days.get_mut(index)
+            && let Some(value) = day.get_mut(&reward.currency)
         {
-            values[index] += reward.amount;
+            *value = value.saturating_add(reward.amount);
         }
     }
-    (0..7)
-        .map(|i| {
+    days.into_iter()
+        .enumerate()
+        .map(|(i, values)| {
             let date = first + time::Duration::days(i as i64);
             DayEarnings {
                 day: date.weekday().to_string()[..3].to_owned(),
                 date: date.to_string(),
-                value: values[i],
+                value: main.and_then(|c| values.get(c)).copied().unwrap_or(0),
+                values,
             }
         })
         .collect()
@@ -252,13 +269,15 @@ pub fn recent_earnings(today: Date, rewards: &[Reward]) -> Vec<DayEarnings> {
 
 // ---- Referral list (seed shape) ----
 
-/// `GET /v1/promoters/me/referrals`: `{count, pages, results}`.
+/// `GET /v1/promoters/me/referrals`: `{count, pages, results}` (seed 001), the page number
+/// (`null` when reached through a cursor), and the cursor of the next page.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReferralList {
-    pub count: usize,
-    pub pages: usize,
-    pub page: usize,
+    pub count: u64,
+    pub pages: u64,
+    pub page: Option<u64>,
     pub results: Vec<ReferralLine>,
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -277,50 +296,83 @@ pub struct ReferralLine {
     pub created: OffsetDateTime,
 }
 
-/// Query of the referral list: `?page=` (1-based) and `?page_size=` (default 50, at most 200).
+/// Query of the referral list: `?page=` (1-based) or `?cursor=` (from `next_cursor`), and
+/// `?page_size=` (default 50, at most 200).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ReferralListQuery {
     pub page: Option<String>,
     pub page_size: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// How far `?page=` reaches: pages past this many referrals are read through `next_cursor`
+/// (each page number costs reading every referral before it).
+pub const MAX_PAGED_REFERRALS: u64 = 2000;
+
+/// Where a referral list starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReferralListStart {
+    /// Page `n` (1-based): the referrals before it are read and skipped.
+    Page(u64),
+    Cursor(String),
 }
 
 impl ReferralListQuery {
-    fn parse(&self) -> Result<(usize, usize)> {
-        let number = |field: &str, text: &Option<String>, default: usize, max: usize| match text
-            .as_deref()
-        {
-            None | Some("") => Ok(default),
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    Error::invalid(field, format!("must be an integer from 1 to {max}"))
-                }),
+    /// The start and the page size, validated.
+    pub fn parse(&self) -> Result<(ReferralListStart, usize)> {
+        let number =
+            |field: &str, text: &Option<String>, default: u64, max: u64| match text.as_deref() {
+                None | Some("") => Ok(default),
+                Some(text) => text
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        Error::invalid(field, format!("must be an integer from 1 to {max}"))
+                    }),
+            };
+        let size = number(
+            "page_size",
+            &self.page_size,
+            REFERRALS_PAGE_SIZE as u64,
+            crate::page::MAX_LIMIT as u64,
+        )?;
+        let start = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            Some(cursor) => ReferralListStart::Cursor(cursor.to_owned()),
+            None => {
+                let page = number("page", &self.page, 1, u64::MAX)?;
+                if (page - 1).saturating_mul(size) >= MAX_PAGED_REFERRALS {
+                    return Err(Error::invalid(
+                        "page",
+                        format!(
+                            "pages past the first {MAX_PAGED_REFERRALS} referrals are read by \
+                             following next_cursor"
+                        ),
+                    ));
+                }
+                ReferralListStart::Page(page)
+            }
         };
-        Ok((
-            number("page", &self.page, 1, usize::MAX)?,
-            number(
-                "page_size",
-                &self.page_size,
-                REFERRALS_PAGE_SIZE,
-                crate::page::MAX_LIMIT,
-            )?,
-        ))
+        Ok((start, size as usize))
     }
 }
 
-/// Page `page` of `referrals` (newest first), `size` per page.
-pub fn referral_page(referrals: &[Referral], page: usize, size: usize) -> ReferralList {
-    let count = referrals.len();
+/// One page of the seed-shaped list: `count` referrals in all, the page's relations (newest
+/// first) with their commission's current status.
+pub fn referral_list(
+    count: u64,
+    page: Option<u64>,
+    size: usize,
+    relations: &[Referral],
+    commission: impl Fn(&Referral) -> Option<crate::domain::ledger::RewardStatus>,
+    next_cursor: Option<String>,
+) -> ReferralList {
     ReferralList {
         count,
-        pages: count.div_ceil(size),
+        pages: count.div_ceil(size as u64),
         page,
-        results: referrals
+        results: relations
             .iter()
-            .skip((page - 1).saturating_mul(size))
-            .take(size)
             .map(|r| ReferralLine {
                 referral_id: r.id.clone(),
                 user_id: r.referred_user_id.clone(),
@@ -330,10 +382,11 @@ pub fn referral_page(referrals: &[Referral], page: usize, size: usize) -> Referr
                 invitation_method: r.invitation_method,
                 commission_rate: r.commission_rate,
                 commission_amount: r.referrer_earned,
-                commission_status: r.commission_status,
+                commission_status: commission(r),
                 created: r.created,
             })
             .collect(),
+        next_cursor,
     }
 }
 
@@ -342,11 +395,22 @@ pub fn referral_page(referrals: &[Referral], page: usize, size: usize) -> Referr
 /// `GET /v1/promoters/me/statement`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Statement {
-    /// What the promoter has earned as referrer, over every program (minor units).
+    /// The currency of the seed-000 scalars: the promoter's main currency, else the currency
+    /// of their first program.
+    pub currency: Option<String>,
+    /// What the promoter has earned as referrer in `currency`, over every program.
     pub acquired_credit: i64,
-    /// Fixed referrer rewards of open relations that have not fired yet (minor units).
+    /// Fixed referrer rewards in `currency` of open relations that have not fired yet.
     pub potential_credit: i64,
+    /// Both figures for every currency of the promoter's programs.
+    pub by_currency: BTreeMap<String, CurrencyStatement>,
     pub programs: Vec<ProgramStatement>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CurrencyStatement {
+    pub acquired_credit: i64,
+    pub potential_credit: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -362,7 +426,7 @@ pub struct ProgramStatement {
 /// Sums, per program the promoter has referrals in: what was acquired, and what fixed cash
 /// rewards for the referrer have yet to fire (percent commissions have no fixed potential).
 /// Relations of archived programs earn nothing more.
-pub fn statement(programs: &[Program], referrals: &[Referral]) -> Statement {
+pub fn statement(programs: &[Program], referrals: &[Referral], main: Option<&str>) -> Statement {
     let mut lines: BTreeMap<&str, ProgramStatement> = BTreeMap::new();
     for referral in referrals {
         let Some(program) = programs.iter().find(|p| p.id == referral.program_id) else {
@@ -396,9 +460,24 @@ pub fn statement(programs: &[Program], referrals: &[Referral]) -> Statement {
             .sum::<i64>();
     }
     let programs: Vec<ProgramStatement> = lines.into_values().collect();
+    let mut by_currency: BTreeMap<String, CurrencyStatement> = BTreeMap::new();
+    for line in &programs {
+        let sums = by_currency.entry(line.currency.clone()).or_default();
+        sums.acquired_credit += line.acquired_credit;
+        sums.potential_credit += line.potential_credit;
+    }
+    let currency = main
+        .map(str::to_owned)
+        .or_else(|| programs.first().map(|p| p.currency.clone()));
+    let scalars = currency
+        .as_deref()
+        .and_then(|c| by_currency.get(c).copied())
+        .unwrap_or_default();
     Statement {
-        acquired_credit: programs.iter().map(|p| p.acquired_credit).sum(),
-        potential_credit: programs.iter().map(|p| p.potential_credit).sum(),
+        currency,
+        acquired_credit: scalars.acquired_credit,
+        potential_credit: scalars.potential_credit,
+        by_currency,
         programs,
     }
 }
@@ -521,7 +600,22 @@ mod tests {
                 RewardStatus::Reversed,
             ),
         ];
-        let days = recent_earnings(today, &rewards);
+        let mut euros = reward(
+            40,
+            datetime!(2026-11-22 09:00 UTC),
+            RewardKind::Cash,
+            RewardStatus::Credited,
+        );
+        euros.currency = "EUR".into();
+        let mut rewards = rewards.to_vec();
+        rewards.push(euros);
+        let days = recent_earnings(today, &rewards, Some("USD"));
+        assert_eq!(
+            days[5].values,
+            BTreeMap::from([("EUR".to_owned(), 40), ("USD".to_owned(), 0)]),
+            "each currency apart"
+        );
+        assert_eq!(days[5].value, 0, "the main currency's");
         let got: Vec<(&str, &str, i64)> = days
             .iter()
             .map(|d| (d.day.as_str(), d.date.as_str(), d.value))
@@ -561,6 +655,7 @@ mod tests {
             referrer_earned: earned,
             commission_rate: None,
             commission_status: None,
+            commission_reward_id: None,
             verified: false,
             redeemed_at: None,
             version: 1,
@@ -572,15 +667,25 @@ mod tests {
 
     #[test]
     fn referral_pages_follow_the_seed_shape() {
-        let all: Vec<Referral> = (0..120).map(|i| referral(i, "p", 0, &[])).collect();
-        let first = referral_page(&all, 1, 50);
+        let page: Vec<Referral> = (0..50).map(|i| referral(i, "p", 0, &[])).collect();
+        let first = referral_list(120, Some(1), 50, &page, |_| None, Some("next".into()));
         assert_eq!(
             (first.count, first.pages, first.results.len()),
             (120, 3, 50)
         );
-        assert_eq!(referral_page(&all, 3, 50).results.len(), 20);
-        assert!(referral_page(&all, 4, 50).results.is_empty());
-        assert_eq!(referral_page(&[], 1, 50).pages, 0);
+        assert_eq!(referral_list(0, Some(1), 50, &[], |_| None, None).pages, 0);
+        let query = |page: &str, size: &str| ReferralListQuery {
+            page: Some(page.into()),
+            page_size: Some(size.into()),
+            cursor: None,
+        };
+        assert_eq!(
+            query("3", "50").parse().unwrap(),
+            (ReferralListStart::Page(3), 50)
+        );
+        assert!(query("41", "50").parse().is_err(), "past 2000 referrals");
+        assert!(query("0", "50").parse().is_err());
+        assert!(query("1", "201").parse().is_err());
     }
 
     #[test]
@@ -609,7 +714,15 @@ mod tests {
             ),
             referral(3, "other-tenant-program", 999, &[]),
         ];
-        let statement = statement(std::slice::from_ref(&program), &referrals);
+        let statement = statement(std::slice::from_ref(&program), &referrals, None);
+        assert_eq!(statement.currency.as_deref(), Some("USD"));
+        assert_eq!(
+            statement.by_currency["USD"],
+            CurrencyStatement {
+                acquired_credit: 3100,
+                potential_credit: 2500
+            }
+        );
         assert_eq!(statement.programs.len(), 1);
         let line = &statement.programs[0];
         assert_eq!(

@@ -1,21 +1,31 @@
-//! Booking what the rules made due: ledger entries, counters and balances in the plan; and
-//! releasing held rewards whose holds no longer apply.
+//! Booking what the rules made due (ledger entries, counters, balances in the plan), and
+//! releasing held rewards whose holds no longer apply: in the operation's own transaction when
+//! they fit, else in bounded, idempotent chunks after it.
 
 use time::OffsetDateTime;
 
-use crate::domain::ledger::Reward;
-use crate::domain::program::{Program, Recipient, RewardKind};
-use crate::domain::rules::{self, Due, Hold};
-use crate::store::Plan;
+use crate::backoff::Backoff;
+use crate::domain::ledger::{Hold, Reward, RewardStatus};
+use crate::domain::program::{Program, Recipient};
+use crate::domain::rules::{self, Due};
+use crate::error::Result;
+use crate::store::{Committed, MAX_ACTIONS, Plan, ReferralStore, Release, ReleaseJob};
 
-use super::*;
+use super::Referral;
 
-/// Turns due rewards into ledger entries, records them on the relation and in the plan.
+/// Releases written in one transaction of a release job (each with its balance change, and the
+/// job's deletion in the last chunk).
+pub const RELEASE_CHUNK: usize = 80;
+
+/// Turns due rewards into ledger entries: records them on the relation, counts them on its code
+/// and in their recipients' balances. `seen` is the referrer's qualified count the decision was
+/// made on: a reward held for `min_referrals` is written only if that count still holds, so a
+/// concurrent sign-up that reaches the minimum cannot leave it held for ever.
 pub(crate) fn book(
     dues: Vec<Due>,
     program: &Program,
     relation: &mut Referral,
-    referee_promoter: Option<&str>,
+    seen: u64,
     plan: &mut Plan,
     now: OffsetDateTime,
 ) {
@@ -45,65 +55,193 @@ pub(crate) fn book(
         if due.once && !relation.fired_rules.contains(&due.rule_key) {
             relation.fired_rules.push(due.rule_key.clone());
         }
-        let cash = if due.kind == RewardKind::Cash {
-            due.amount
-        } else {
-            0
-        };
+        if due.holds.contains(&Hold::MinReferrals) {
+            plan.stats(
+                &relation.tenant,
+                &relation.referrer_user_id,
+                &relation.program_id,
+                seen,
+                false,
+            );
+        }
         let code = relation.code.clone().unwrap_or_default();
         let counts = plan.code(&code, &relation.tenant);
-        let balance_key = match due.recipient {
-            Recipient::Referrer => {
-                relation.referrer_earned += cash;
-                relation.commission_status = Some(reward.status);
-                counts.referrer_earned += cash;
-                Some(relation.referrer_promoter_code.clone())
-            }
-            Recipient::Referee => {
-                counts.referee_earned += cash;
-                referee_promoter.map(str::to_owned)
-            }
+        let earned = match due.recipient {
+            Recipient::Referrer => &mut counts.referrer_earned,
+            Recipient::Referee => &mut counts.referee_earned,
         };
-        if let Some(key) = balance_key {
-            plan.balances.entry(key).or_default().add(&reward);
+        *earned.entry(reward.currency.clone()).or_default() += reward.amount;
+        if due.recipient == Recipient::Referrer {
+            if reward.kind == crate::domain::program::RewardKind::Cash {
+                relation.referrer_earned = relation.referrer_earned.saturating_add(reward.amount);
+            }
+            relation.commission_status = Some(reward.status);
+            relation.commission_reward_id = Some(reward.id.clone());
         }
+        plan.earn(&reward);
         plan.rewards.push(reward);
     }
 }
 
-/// Releases held rewards into the plan: `lifted` names, per reward, the holds that no longer
-/// apply. A reward whose holds are all lifted becomes pending or credited; its replacement is
-/// conditioned on it being held still, and the balances follow.
-pub(crate) fn release(
-    candidates: Vec<Reward>,
-    lifted: impl Fn(&Reward) -> Vec<Hold>,
-    promoters: (Option<&str>, Option<&str>),
-    plan: &mut Plan,
-    now: OffsetDateTime,
-) {
-    let (referrer_promoter, referee_promoter) = promoters;
+/// What a release lifts: the identity check of `verified_relation`'s rewards, and the referrer's
+/// `min_referrals` when `min_referrals_met`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lift<'a> {
+    pub verified_relation: Option<&'a str>,
+    pub min_referrals_met: bool,
+}
+
+impl Lift<'_> {
+    fn holds(&self, reward: &Reward) -> Vec<Hold> {
+        let mut lifted = Vec::new();
+        if self.verified_relation.is_some()
+            && reward.referral_id.as_deref() == self.verified_relation
+        {
+            lifted.push(Hold::Verification);
+        }
+        if self.min_referrals_met && reward.recipient == Recipient::Referrer {
+            lifted.push(Hold::MinReferrals);
+        }
+        lifted
+    }
+}
+
+/// The releases of `candidates` that `lift` frees of at least one hold: a reward whose holds
+/// are all lifted becomes pending or credited. Repeats are released once.
+pub(crate) fn releases(candidates: Vec<Reward>, lift: Lift, now: OffsetDateTime) -> Vec<Release> {
+    let mut releases: Vec<Release> = Vec::new();
     for before in candidates {
-        let lift = lifted(&before);
-        if before.status != crate::domain::ledger::RewardStatus::Held
-            || !before.holds.iter().any(|hold| lift.contains(hold))
-            || plan.releases.iter().any(|r| r.id == before.id)
+        let lifted = lift.holds(&before);
+        if before.status != RewardStatus::Held
+            || !before.holds.iter().any(|hold| lifted.contains(hold))
+            || releases.iter().any(|r| r.reward.id == before.id)
         {
             continue;
         }
         let mut after = before.clone();
-        after.holds.retain(|hold| !lift.contains(hold));
+        after.holds.retain(|hold| !lifted.contains(hold));
         after.status = rules::status_for(&after.holds, after.delivery);
         after.updated = now;
-        let key = match before.recipient {
-            Recipient::Referrer => referrer_promoter,
-            Recipient::Referee => referee_promoter,
-        };
-        if let Some(key) = key {
-            plan.balances
-                .entry(key.to_owned())
-                .or_default()
-                .change(&before, &after);
-        }
-        plan.releases.push(after);
+        releases.push(Release {
+            holds_before: before.holds.len(),
+            reward: after,
+        });
     }
+    releases
+}
+
+/// Adds `releases` to the plan with their balance changes if the transaction can hold them all;
+/// else records `jobs` in it instead, to be run after it commits ([`run_release_job`]), and
+/// answers them.
+pub(crate) fn fit_releases(
+    plan: &mut Plan,
+    releases: Vec<Release>,
+    candidates: &[Reward],
+    jobs: Vec<ReleaseJob>,
+) -> Vec<ReleaseJob> {
+    if releases.is_empty() {
+        return Vec::new();
+    }
+    let mut with = plan.clone();
+    add_releases(&mut with, releases, candidates);
+    if with.actions() <= MAX_ACTIONS {
+        *plan = with;
+        return Vec::new();
+    }
+    plan.release_jobs.extend(jobs.iter().cloned());
+    jobs
+}
+
+fn add_releases(plan: &mut Plan, releases: Vec<Release>, candidates: &[Reward]) {
+    for release in releases {
+        if let Some(before) = candidates.iter().find(|r| r.id == release.reward.id) {
+            plan.change(before, &release.reward);
+        }
+        plan.releases.push(release);
+    }
+}
+
+/// A release job for `user`'s rewards in `program_id`.
+pub(crate) fn job(
+    tenant: &str,
+    user: &str,
+    program_id: &str,
+    lift: Lift,
+    now: OffsetDateTime,
+) -> ReleaseJob {
+    ReleaseJob {
+        tenant: tenant.to_owned(),
+        user_id: user.to_owned(),
+        program_id: program_id.to_owned(),
+        relation_id: lift.verified_relation.map(str::to_owned),
+        min_referrals_met: lift.min_referrals_met,
+        created: now,
+    }
+}
+
+/// Whether two jobs are the same item (one per user, program and relation).
+pub(crate) fn same_job(a: &ReleaseJob, b: &ReleaseJob) -> bool {
+    (&a.tenant, &a.user_id, &a.program_id, &a.relation_id)
+        == (&b.tenant, &b.user_id, &b.program_id, &b.relation_id)
+}
+
+/// Runs a release job: the user's held rewards it frees, in transactions of at most
+/// [`RELEASE_CHUNK`] releases, each conditioned on the rewards being held still (so a chunk
+/// run twice, or beside another run, releases nothing twice); the last one deletes the job.
+/// Answers what this run released.
+pub async fn run_release_job(store: &impl ReferralStore, job: &ReleaseJob) -> Result<Vec<Reward>> {
+    let lift = Lift {
+        verified_relation: job.relation_id.as_deref(),
+        min_referrals_met: job.min_referrals_met,
+    };
+    let relation = if job.min_referrals_met {
+        None
+    } else {
+        job.relation_id.as_deref()
+    };
+    let mut released = Vec::new();
+    let mut backoff = Backoff::new();
+    loop {
+        let held = store
+            .held_rewards(&job.tenant, &job.user_id, &job.program_id, relation)
+            .await?;
+        let mut pending = releases(held.clone(), lift, crate::clock::now());
+        let last = pending.len() <= RELEASE_CHUNK;
+        pending.truncate(RELEASE_CHUNK);
+        let mut plan = Plan::default();
+        add_releases(&mut plan, pending, &held);
+        if last {
+            plan.finished_jobs.push(job.clone());
+        }
+        match store.apply(&plan).await? {
+            Committed::Done => {
+                released.extend(plan.released());
+                if last {
+                    return Ok(released);
+                }
+            }
+            _ => backoff.wait().await?,
+        }
+    }
+}
+
+/// Runs the jobs a committed plan left (its releases did not fit), best effort: what fails is
+/// logged and left to the reconciler, which resumes unfinished jobs. Answers what was released.
+pub(crate) async fn finish_release_jobs(
+    store: &impl ReferralStore,
+    jobs: &[ReleaseJob],
+) -> Vec<Reward> {
+    let mut released = Vec::new();
+    for job in jobs {
+        match run_release_job(store, job).await {
+            Ok(rewards) => released.extend(rewards),
+            Err(error) => tracing::warn!(
+                %error,
+                user = %job.user_id,
+                program = %job.program_id,
+                "release job not finished; the reconciler resumes it"
+            ),
+        }
+    }
+    released
 }

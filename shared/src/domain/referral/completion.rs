@@ -59,18 +59,17 @@ pub async fn complete_referral(
                 "referral {id} was completed already"
             )));
         }
-        let (program, referee_promoter) = tokio::join!(
-            store.get_program(tenant, &relation.program_id),
-            store.promoter_code_of(tenant, &relation.referred_user_id),
-        );
-        let program = program?.ok_or_else(|| Error::internal("relation without program"))?;
-        let referee_promoter = referee_promoter?;
+        let program = store
+            .get_program(tenant, &relation.program_id)
+            .await?
+            .ok_or_else(|| Error::internal("relation without program"))?;
         let now = crate::clock::now();
         let context = Context {
             program: &program,
             relation: &relation,
             verified: relation.verified,
             referrer_qualified: true,
+            referrer_rate: None,
             now,
         };
         let dues = rules::due_rewards(&context, &Event::Completion);
@@ -80,14 +79,7 @@ pub async fn complete_referral(
         next.version += 1;
         next.updated = now;
         let mut plan = Plan::default();
-        book(
-            dues,
-            &program,
-            &mut next,
-            referee_promoter.as_deref(),
-            &mut plan,
-            now,
-        );
+        book(dues, &program, &mut next, 0, &mut plan, now);
         plan.relations.push(RelationWrite::Replace(next.clone()));
         match store.apply(&plan).await? {
             Committed::Done => {
@@ -123,24 +115,58 @@ pub async fn complete_referral(
     }
 }
 
-/// Relations in which `user` was referred or referred someone, newest first. The user may be
-/// named by user id, referral code or email (seed 004).
+/// Relations of `user` (named by user id, referral code or email, seed 004): on the first
+/// page those in which they were referred (one per program), then, newest first and paged,
+/// those in which they referred someone; each with its commission's current status. Two
+/// `Query`s in parallel and one `BatchGetItem` (+ 1 `GetItem` to resolve a code or email).
 pub async fn referrals_of_user(
     store: &(impl ReferralStore + PromoterStore + CodeStore + InvitationStore),
     tenant: &str,
     user: &str,
-) -> Result<Vec<Referral>> {
+    page: &crate::page::PageRequest,
+) -> Result<crate::page::Page<Referral>> {
     let Some(user) = named_user(store, tenant, user).await? else {
-        return Ok(Vec::new());
+        return Ok(crate::page::Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
     };
     let (referred, referring) = tokio::join!(
-        store.relations_of_referred(tenant, &user),
-        store.referrals_of(tenant, &user),
+        async {
+            if page.cursor.is_none() {
+                store.relations_of_referred(tenant, &user).await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        store.referrals_page(tenant, &user, page),
     );
-    let mut all = referred?;
-    all.extend(referring?);
-    all.sort_by(|a, b| b.id.cmp(&a.id));
-    Ok(all)
+    let mut items = referred?;
+    items.sort_by(|a, b| b.id.cmp(&a.id));
+    let referring = referring?;
+    items.extend(referring.items);
+    let statuses = crate::domain::promoter::commission_statuses(store, tenant, &items).await?;
+    Ok(crate::page::Page {
+        items: items
+            .into_iter()
+            .map(|r| crate::domain::promoter::with_commission(r, &statuses))
+            .collect(),
+        next_cursor: referring.next_cursor,
+    })
+}
+
+/// A relation of the tenant by id, with its commission's current status.
+pub async fn read_referral(store: &impl ReferralStore, tenant: &str, id: &str) -> Result<Referral> {
+    let relation = get_referral(store, tenant, id).await?;
+    let statuses = crate::domain::promoter::commission_statuses(
+        store,
+        tenant,
+        std::slice::from_ref(&relation),
+    )
+    .await?;
+    Ok(crate::domain::promoter::with_commission(
+        relation, &statuses,
+    ))
 }
 
 /// A user named by id, referral code or email (seed 004); several identifiers must agree.
@@ -241,13 +267,30 @@ pub async fn complete_between(
             "no referral relation between these users in this program".into(),
         )
     };
-    let (referring, referred) = tokio::join!(
+    let (program, referring, referred) = tokio::join!(
+        async {
+            if crate::id::is_id(&input.program_id) {
+                store.get_program(tenant, &input.program_id).await
+            } else {
+                Ok(None)
+            }
+        },
         input.referring_user.resolve(store, tenant),
         input.referred_user.resolve(store, tenant),
     );
-    let (Some(referring), Some(referred)) = (referring?, referred?) else {
-        return Err(not_found());
+    if program?.is_none() {
+        return Err(Error::CampaignNotFound(format!(
+            "no program {} in this tenant",
+            input.program_id
+        )));
+    }
+    let user_not_found = |side: &str| {
+        Error::UserNotFound(format!(
+            "the identifiers of {side} name no user of this tenant"
+        ))
     };
+    let referring = referring?.ok_or_else(|| user_not_found("referring_user"))?;
+    let referred = referred?.ok_or_else(|| user_not_found("referred_user"))?;
     let relation = store
         .relations_of_referred(tenant, &referred)
         .await?

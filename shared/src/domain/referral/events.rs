@@ -1,17 +1,22 @@
 //! Events from the tenant's backend: invoices (seed 000) and identity checks (seed 002).
+//! Idempotent on `event_id`: the event's record is written with `attribute_not_exists` in the
+//! event's own transaction; a replay with the same payload answers what the record holds, with
+//! another payload it is refused (409 `idempotency_key_reused`).
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::domain::ledger::Reward;
-use crate::domain::program::{Recipient, RewardKind};
-use crate::domain::promoter::{self};
-use crate::domain::rules::{self, Context, Event, Hold};
+use crate::domain::program::{Program, Recipient, RewardKind, Trigger, all_programs};
+use crate::domain::rules::{self, Context, Event};
 use crate::error::{Error, Result};
 use crate::store::{
-    Committed, EventRecord, Plan, ProgramStore, Qualification, ReferralStore, RelationWrite,
+    CodeStore, Committed, EventRecord, Plan, ProgramStore, ReferralStore, RelationWrite,
 };
 
-use super::booking::{book, release};
+use super::booking::{Lift, book, finish_release_jobs, fit_releases, job, releases, same_job};
 use super::*;
 
 /// Body of `POST /v1/events/invoices` (seed 000's invoice).
@@ -30,20 +35,101 @@ pub struct Invoice {
     pub currency: String,
 }
 
-/// The answer to an invoice: the referrer credit it unlocked and every reward it produced.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct InvoiceOutcome {
-    pub acquired_credit: i64,
-    pub rewards: Vec<Reward>,
+/// What an invoice did in one relation of the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceEffect {
+    /// Added to the paid total; the rules ran.
+    Counted,
+    /// Added to the paid total, but the program is paused, archived or expired: no rewards now
+    /// (a threshold it reached pays on the first invoice once the program is open again).
+    ProgramClosed,
+    /// The program is in another currency: nothing counted.
+    CurrencyMismatch,
+    /// A cumulative total not above the one recorded: nothing changed.
+    Unchanged,
 }
 
-/// Adds an invoice to the referred user's paid total in each of their relations and fires the
-/// `paid_threshold` and `each_invoice` rules. Idempotent on `event_id`: the event's record is
-/// written with `attribute_not_exists` in the same transaction, so a replay, sequential or
-/// concurrent, writes nothing and answers what the record holds. One round of parallel reads
-/// (relations, programs, the user's promoter guard) and one `TransactWriteItems`.
+/// One relation in an invoice's answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InvoiceRelation {
+    pub referral_id: String,
+    pub program_id: String,
+    pub outcome: InvoiceEffect,
+    /// The referred user's paid total in the relation after the invoice.
+    pub paid_total: i64,
+}
+
+/// The answer to an invoice: the referrer credit it unlocked, every reward it produced, and
+/// what it did in each of the user's relations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InvoiceOutcome {
+    /// Cash for referrers, in the invoice's currency.
+    pub acquired_credit: i64,
+    pub rewards: Vec<Reward>,
+    #[serde(default)]
+    pub relations: Vec<InvoiceRelation>,
+}
+
+enum Paid {
+    Invoice(i64),
+    Total(i64),
+}
+
+/// A digest of an event's payload, in its canonical form (after validation and
+/// normalisation): the same payload sent twice has the same fingerprint.
+fn fingerprint(parts: &[&str]) -> String {
+    let digest = Sha256::digest(parts.join("\u{1f}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the referrer of a relation is, for the rules: their qualified count in the program
+/// (when it has `min_referrals`) and their own commission rate (when it pays a percent of
+/// invoices to referrers).
+struct ReferrerFacts {
+    seen: u64,
+    rate: Option<f64>,
+}
+
+async fn referrer_facts(
+    store: &(impl ReferralStore + CodeStore),
+    relation: &Referral,
+    program: &Program,
+    rate_matters: bool,
+) -> Result<ReferrerFacts> {
+    let (seen, promoter) = tokio::join!(
+        async {
+            if program.min_referrals > 0 {
+                store
+                    .qualified_referrals(&relation.tenant, &relation.referrer_user_id, &program.id)
+                    .await
+            } else {
+                Ok(0)
+            }
+        },
+        async {
+            if rate_matters {
+                store.get_code(&relation.referrer_promoter_code).await
+            } else {
+                Ok(None)
+            }
+        },
+    );
+    let rate = match promoter? {
+        Some(crate::domain::promoter::CodeItem::Promoter(p)) if p.tenant == relation.tenant => {
+            p.commission_rate
+        }
+        _ => None,
+    };
+    Ok(ReferrerFacts { seen: seen?, rate })
+}
+
+/// Adds an invoice to the referred user's paid total in each of their relations in the
+/// invoice's currency and fires the `paid_threshold` and `each_invoice` rules. Reads: the
+/// relations and the programs in parallel, then in parallel what the rules need of each
+/// referrer (qualified count, own commission rate); then one `TransactWriteItems`.
 pub async fn record_invoice(
-    store: &(impl ReferralStore + ProgramStore),
+    store: &(impl ReferralStore + ProgramStore + CodeStore),
     tenant: &str,
     invoice: &Invoice,
 ) -> Result<InvoiceOutcome> {
@@ -59,58 +145,96 @@ pub async fn record_invoice(
             ));
         }
     };
-    let figure = match amount {
-        Paid::Invoice(a) | Paid::Total(a) => a,
+    let (field, figure) = match amount {
+        Paid::Invoice(a) => ("amount_paid", a),
+        Paid::Total(t) => ("total_amount_paid", t),
     };
     if !(0..=crate::domain::money::MAX_AMOUNT).contains(&figure) {
-        let field = if matches!(amount, Paid::Invoice(_)) {
-            "amount_paid"
-        } else {
-            "total_amount_paid"
-        };
         return Err(Error::invalid(
             field,
             format!("must be between 0 and {}", crate::domain::money::MAX_AMOUNT),
         ));
     }
     let currency = crate::domain::money::money_currency("currency", &invoice.currency)?;
+    let print = fingerprint(&[
+        "invoice",
+        &event,
+        &user,
+        field,
+        &figure.to_string(),
+        &currency,
+    ]);
     let mut backoff = Backoff::new();
     loop {
-        let (relations, programs, referee_promoter) = tokio::join!(
+        let (relations, programs) = tokio::join!(
             store.relations_of_referred(tenant, &user),
-            promoter::all_programs(store, tenant),
-            store_promoter_code(store, tenant, &user),
+            all_programs(store, tenant),
         );
-        let (relations, programs, referee_promoter) = (relations?, programs?, referee_promoter?);
+        let (relations, programs) = (relations?, programs?);
+        let relations: Vec<(Referral, &Program)> = relations
+            .into_iter()
+            .filter_map(|r| {
+                let program = programs.iter().find(|p| p.id == r.program_id)?;
+                Some((r, program))
+            })
+            .collect();
+        let facts = futures::future::join_all(relations.iter().map(|(relation, program)| {
+            let rate_matters = program.currency == currency
+                && program.rewards.iter().any(|rule| {
+                    rule.recipient == Recipient::Referrer
+                        && rule.trigger == Trigger::EachInvoice
+                        && rule.percent.is_some()
+                });
+            referrer_facts(store, relation, program, rate_matters)
+        }))
+        .await;
         let now = crate::clock::now();
         let mut plan = Plan::default();
+        let mut effects = Vec::new();
         // A user is referred once per program: each relation is its own replace in the one
         // transaction; the codes' counters add up.
-        for relation in relations {
-            let Some(program) = programs.iter().find(|p| p.id == relation.program_id) else {
-                continue;
-            };
-            if program.currency != currency {
-                continue;
-            }
+        for ((relation, program), facts) in relations.into_iter().zip(facts) {
+            let facts = facts?;
             let previous_total = relation.paid_total;
             let new_total = match amount {
-                Paid::Invoice(a) => previous_total + a,
+                Paid::Invoice(a) => previous_total.saturating_add(a),
                 Paid::Total(t) => previous_total.max(t),
             };
-            if new_total == previous_total {
+            let outcome = if program.currency != currency {
+                InvoiceEffect::CurrencyMismatch
+            } else if new_total == previous_total {
+                InvoiceEffect::Unchanged
+            } else if !program.is_open(now) {
+                InvoiceEffect::ProgramClosed
+            } else {
+                InvoiceEffect::Counted
+            };
+            effects.push(InvoiceRelation {
+                referral_id: relation.id.clone(),
+                program_id: program.id.clone(),
+                outcome,
+                paid_total: if matches!(
+                    outcome,
+                    InvoiceEffect::Counted | InvoiceEffect::ProgramClosed
+                ) {
+                    new_total
+                } else {
+                    previous_total
+                },
+            });
+            if matches!(
+                outcome,
+                InvoiceEffect::CurrencyMismatch | InvoiceEffect::Unchanged
+            ) {
                 continue;
             }
-            let referrer_qualified = program.min_referrals == 0
-                || store
-                    .qualified_referrals(tenant, &relation.referrer_user_id, &program.id)
-                    .await?
-                    >= u64::from(program.min_referrals);
+            let min = u64::from(program.min_referrals);
             let context = Context {
                 program,
                 relation: &relation,
                 verified: relation.verified,
-                referrer_qualified,
+                referrer_qualified: min == 0 || facts.seen >= min,
+                referrer_rate: facts.rate,
                 now,
             };
             let dues = rules::due_rewards(
@@ -126,20 +250,19 @@ pub async fn record_invoice(
             next.paid_total = new_total;
             next.version += 1;
             next.updated = now;
+            if let Some(rate) = facts.rate.filter(|_| {
+                dues.iter()
+                    .any(|d| d.rule_key.starts_with("referrer.each_invoice"))
+            }) {
+                next.commission_rate = Some(rate);
+            }
             if matches!(
                 next.status,
                 ReferralStatus::Signup | ReferralStatus::Verified
             ) {
                 next.status = ReferralStatus::Converted;
             }
-            book(
-                dues,
-                program,
-                &mut next,
-                referee_promoter.as_deref(),
-                &mut plan,
-                now,
-            );
+            book(dues, program, &mut next, facts.seen, &mut plan, now);
             plan.relations.push(RelationWrite::Replace(next));
         }
         let outcome = InvoiceOutcome {
@@ -150,8 +273,11 @@ pub async fn record_invoice(
                 .map(|r| r.amount)
                 .sum(),
             rewards: plan.rewards.clone(),
+            relations: effects,
         };
-        if let Some(answer) = commit_event(store, plan, tenant, "invoice", &event, outcome).await? {
+        if let Some(answer) =
+            commit_event(store, plan, tenant, "invoice", &event, &print, outcome).await?
+        {
             return Ok(answer);
         }
         backoff.wait().await?;
@@ -159,20 +285,22 @@ pub async fn record_invoice(
 }
 
 /// Applies an event's plan with the event's record holding `answer`. `Some(answer)` when it was
-/// written; for a replay, `Some` of the answer the record holds; `None` when something read has
-/// changed (decide again).
+/// written; for a replay, `Some` of the answer the record holds (409 when the payload differs);
+/// `None` when something read has changed (decide again).
 async fn commit_event<T: Serialize + serde::de::DeserializeOwned>(
     store: &impl ReferralStore,
     mut plan: Plan,
     tenant: &str,
     kind: &'static str,
     event: &str,
+    print: &str,
     answer: T,
 ) -> Result<Option<T>> {
     plan.event = Some(EventRecord {
         tenant: tenant.to_owned(),
         kind,
         event_id: event.to_owned(),
+        fingerprint: print.to_owned(),
         response: serde_json::to_string(&answer).map_err(Error::internal)?,
     });
     match store.apply(&plan).await? {
@@ -180,31 +308,27 @@ async fn commit_event<T: Serialize + serde::de::DeserializeOwned>(
         // A replay: the event's record holds the first answer.
         Committed::EventSeen => {
             let stored = store
-                .event_response(tenant, kind, event)
+                .recorded_event(tenant, kind, event)
                 .await?
                 .ok_or_else(|| Error::internal(format!("{kind} event {event} has no record")))?;
-            serde_json::from_str(&stored)
+            if stored
+                .fingerprint
+                .as_deref()
+                .is_some_and(|seen| seen != print)
+            {
+                return Err(Error::IdempotencyKeyReused(format!(
+                    "event_id {event} was used before with another payload"
+                )));
+            }
+            serde_json::from_str(&stored.response)
                 .map(Some)
                 .map_err(Error::internal)
         }
         Committed::Stale => Ok(None),
-        Committed::RelationTaken | Committed::CodeRefused => {
-            Err(Error::internal(format!("a {kind} plan was refused")))
-        }
+        other => Err(Error::internal(format!(
+            "a {kind} plan was refused: {other:?}"
+        ))),
     }
-}
-
-enum Paid {
-    Invoice(i64),
-    Total(i64),
-}
-
-async fn store_promoter_code(
-    store: &impl ReferralStore,
-    tenant: &str,
-    user: &str,
-) -> Result<Option<String>> {
-    store.promoter_code_of(tenant, user).await
 }
 
 /// Body of `POST /v1/events/verifications` (seed 002's identity check).
@@ -238,7 +362,10 @@ pub struct VerificationResult {
     pub released: Vec<Reward>,
 }
 
-/// Records an identity-check outcome for the referred user in each of their relations.
+/// Records an identity-check outcome for the referred user in each of their relations: the
+/// attempt or success counts once on each code the user came through; the first success
+/// verifies each relation, fires `verified` rules, releases the relation's rewards held for the
+/// check and, when it brings a referrer to `min_referrals`, their rewards held for it.
 /// Idempotent on `event_id`.
 pub async fn record_verification(
     store: &(impl ReferralStore + ProgramStore),
@@ -247,42 +374,68 @@ pub async fn record_verification(
 ) -> Result<VerificationResult> {
     let event = event_id(&check.event_id)?;
     let user = user_id("user_id", &check.user_id)?;
+    let outcome = match check.outcome {
+        VerificationOutcome::Attempted => "attempted",
+        VerificationOutcome::Succeeded => "succeeded",
+        VerificationOutcome::Failed => "failed",
+    };
+    let print = fingerprint(&["verification", &event, &user, outcome]);
     let mut backoff = Backoff::new();
     loop {
-        let (relations, programs, referee_promoter) = tokio::join!(
+        let (relations, programs) = tokio::join!(
             store.relations_of_referred(tenant, &user),
-            promoter::all_programs(store, tenant),
-            store.promoter_code_of(tenant, &user),
+            all_programs(store, tenant),
         );
-        let (relations, programs, referee_promoter) = (relations?, programs?, referee_promoter?);
+        let (relations, programs) = (relations?, programs?);
+        let relations: Vec<(Referral, &Program)> = relations
+            .into_iter()
+            .filter_map(|r| {
+                let program = programs.iter().find(|p| p.id == r.program_id)?;
+                Some((r, program))
+            })
+            .collect();
         let now = crate::clock::now();
         let mut plan = Plan::default();
-        for relation in relations {
-            let Some(program) = programs.iter().find(|p| p.id == relation.program_id) else {
-                continue;
-            };
-            if let Some(code) = &relation.code {
-                let counts = plan.code(code, tenant);
-                match check.outcome {
-                    VerificationOutcome::Attempted => counts.verification_attempts += 1,
-                    VerificationOutcome::Succeeded => counts.verification_successes += 1,
-                    VerificationOutcome::Failed => {}
-                }
+        let codes: BTreeSet<&str> = relations
+            .iter()
+            .filter_map(|(r, _)| r.code.as_deref())
+            .collect();
+        for code in codes {
+            let counts = plan.code(code, tenant);
+            match check.outcome {
+                VerificationOutcome::Attempted => counts.verification_attempts = 1,
+                VerificationOutcome::Succeeded => counts.verification_successes = 1,
+                VerificationOutcome::Failed => {}
             }
-            if check.outcome != VerificationOutcome::Succeeded || relation.verified {
-                continue;
-            }
-            // The first success: the relation is verified; it may now qualify its referrer.
+        }
+        // What the first success needs of each relation, read in parallel: the referrer's
+        // qualified count and the relation's rewards.
+        let first_successes: Vec<&(Referral, &Program)> = relations
+            .iter()
+            .filter(|(r, _)| check.outcome == VerificationOutcome::Succeeded && !r.verified)
+            .collect();
+        let reads = futures::future::join_all(first_successes.iter().map(
+            |(relation, program)| async move {
+                let min = u64::from(program.min_referrals);
+                let seen = if min > 0 {
+                    store
+                        .qualified_referrals(tenant, &relation.referrer_user_id, &program.id)
+                        .await?
+                } else {
+                    0
+                };
+                let reaches_min =
+                    program.requires_verification && min > 0 && seen < min && seen + 1 >= min;
+                let candidates = store.relation_rewards(relation).await?;
+                Ok::<_, Error>((seen, reaches_min, candidates))
+            },
+        ))
+        .await;
+        let mut jobs = Vec::new();
+        for ((relation, program), read) in first_successes.into_iter().zip(reads) {
+            let (seen, reaches_min, candidates) = read?;
             let min = u64::from(program.min_referrals);
             let newly_qualifies = program.requires_verification && min > 0;
-            let seen = if min > 0 {
-                store
-                    .qualified_referrals(tenant, &relation.referrer_user_id, &program.id)
-                    .await?
-            } else {
-                0
-            };
-            let referrer_qualified = min == 0 || seen + u64::from(newly_qualifies) >= min;
             let mut next = relation.clone();
             next.verified = true;
             next.version += 1;
@@ -292,66 +445,59 @@ pub async fn record_verification(
             }
             let context = Context {
                 program,
-                relation: &relation,
+                relation,
                 verified: true,
-                referrer_qualified,
+                referrer_qualified: min == 0 || seen + u64::from(newly_qualifies) >= min,
+                referrer_rate: None,
                 now,
             };
             let dues = rules::due_rewards(&context, &Event::Verified);
-            book(
-                dues,
-                program,
-                &mut next,
-                referee_promoter.as_deref(),
-                &mut plan,
-                now,
-            );
-            let promoters = (
-                Some(relation.referrer_promoter_code.as_str()),
-                referee_promoter.as_deref(),
-            );
-            // This relation's rewards wait for the check no more; if it brings the referrer to
-            // `min_referrals`, their held rewards in the program wait no more either.
-            let reaches_min = newly_qualifies && seen < min && seen + 1 >= min;
-            let mut candidates = store.relation_rewards(&relation).await?;
-            if reaches_min {
-                let held = store
-                    .held_referrer_rewards(tenant, &relation.referrer_user_id, &program.id)
-                    .await?;
-                // A reward in both lists is released once (`release` skips repeats).
-                candidates.extend(held);
-            }
-            let relation_id = relation.id.clone();
-            let lift = |reward: &Reward| {
-                let mut lift = Vec::new();
-                if reward.referral_id.as_deref() == Some(relation_id.as_str()) {
-                    lift.push(Hold::Verification);
-                }
-                if reaches_min && reward.recipient == Recipient::Referrer {
-                    lift.push(Hold::MinReferrals);
-                }
-                lift
-            };
-            release(candidates, lift, promoters, &mut plan, now);
+            book(dues, program, &mut next, seen, &mut plan, now);
             if newly_qualifies {
-                plan.qualified = Some(Qualification {
-                    tenant: tenant.to_owned(),
-                    referrer: relation.referrer_user_id.clone(),
-                    program_id: program.id.clone(),
-                    seen,
-                });
+                plan.stats(tenant, &relation.referrer_user_id, &program.id, seen, true);
             }
             plan.relations.push(RelationWrite::Replace(next));
+            // This relation's rewards wait for the check no more; if it brings the referrer to
+            // `min_referrals`, their held rewards in the program wait no more either.
+            let lift = Lift {
+                verified_relation: Some(&relation.id),
+                min_referrals_met: reaches_min,
+            };
+            let found = releases(candidates.clone(), lift, now);
+            let relation_jobs = vec![
+                job(tenant, &relation.referrer_user_id, &program.id, lift, now),
+                job(
+                    tenant,
+                    &relation.referred_user_id,
+                    &program.id,
+                    Lift {
+                        verified_relation: Some(&relation.id),
+                        min_referrals_met: false,
+                    },
+                    now,
+                ),
+            ];
+            jobs.extend(fit_releases(&mut plan, found, &candidates, relation_jobs));
+            // Bringing the referrer to `min_referrals` releases their held rewards in the
+            // program after the commit, through a job recorded in it (see the sign-up).
+            let crossing = job(tenant, &relation.referrer_user_id, &program.id, lift, now);
+            if reaches_min && !plan.release_jobs.iter().any(|j| same_job(j, &crossing)) {
+                plan.release_jobs.push(crossing.clone());
+                jobs.push(crossing);
+            }
         }
         let result = VerificationResult {
             user_id: user.clone(),
             outcome: check.outcome,
             rewards: plan.rewards.clone(),
-            released: plan.releases.clone(),
+            released: plan.released(),
         };
-        if let Some(answer) =
-            commit_event(store, plan, tenant, "verification", &event, result).await?
+        if let Some(mut answer) =
+            commit_event(store, plan, tenant, "verification", &event, &print, result).await?
         {
+            answer
+                .released
+                .extend(finish_release_jobs(store, &jobs).await);
             return Ok(answer);
         }
         backoff.wait().await?;

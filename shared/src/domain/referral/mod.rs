@@ -54,8 +54,12 @@ pub struct Referral {
     pub referrer_earned: i64,
     /// The referrer's commission rate on this relation's invoices (percent), if any.
     pub commission_rate: Option<f64>,
-    /// Status of the latest referrer reward of this relation.
+    /// Status of the latest referrer reward of this relation when it was booked; answers
+    /// carry its current status (read through `commission_reward_id`).
     pub commission_status: Option<RewardStatus>,
+    /// The latest referrer reward of this relation.
+    #[serde(default)]
+    pub commission_reward_id: Option<String>,
     /// The referred user passed the identity check.
     pub verified: bool,
     /// When an admin completed the relation (seed 004's `redeemed_date`).
@@ -87,14 +91,11 @@ pub use signup::*;
 
 pub(crate) use crate::backoff::Backoff;
 
-/// A user id from a body: it ends up in keys.
+/// A user id from a body, a path or a query (trimmed): it ends up in keys and URLs.
 pub fn user_id(field: &str, value: &str) -> Result<String> {
     let value = value.trim();
-    if value.is_empty() || value.len() > 128 || value.chars().any(|c| c == '#' || c.is_control()) {
-        return Err(Error::invalid(
-            field,
-            "must be 1-128 characters without '#'",
-        ));
+    if !crate::id::is_identifier(value) {
+        return Err(Error::invalid(field, crate::id::IDENTIFIER_RULE));
     }
     Ok(value.to_owned())
 }

@@ -3,18 +3,18 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::code::{self};
+use crate::domain::code;
 use crate::domain::ledger::Reward;
 use crate::domain::program::{CodeTerms, Program, ProgramStatus, Recipient, Trigger};
 use crate::domain::promoter::{self, CodeItem};
-use crate::domain::rules::{self, Context, Event, Hold};
+use crate::domain::rules::{self, Context, Event};
 use crate::error::{Error, Result};
 use crate::store::{
-    CodeCounts, CodeStore, Committed, EmailOwner, InvitationStore, Plan, ProgramStore,
-    PromoterStore, Qualification, ReferralStore, RelationWrite,
+    CodeStore, Committed, EmailOwner, InvitationStore, Plan, ProgramLock, ProgramStore,
+    PromoterStore, ReferralStore, RelationWrite, SignupCount,
 };
 
-use super::booking::{book, release};
+use super::booking::{Lift, book, finish_release_jobs, job};
 use super::*;
 
 /// Body of `POST /v1/referrals`.
@@ -207,8 +207,8 @@ fn referrer_commission(program: &Program) -> Option<f64> {
 }
 
 /// Registers a sign-up through a referrer: the relation, its guards and counters and any
-/// `signup` rewards, in one transaction; exact under concurrency (the code's limit, one relation
-/// per referred user and program).
+/// `signup` rewards, in one transaction; exact under concurrency (the code's limit in the
+/// program, one relation per referred user and program, the referrer's qualified count).
 pub async fn register_referral(
     store: &(impl ReferralStore + PromoterStore + CodeStore + ProgramStore + InvitationStore),
     tenant: &str,
@@ -223,12 +223,11 @@ pub async fn register_referral(
     let country = input.country.as_deref().map(country).transpose()?;
     let mut backoff = Backoff::new();
     loop {
-        let (referrer, programs, referee_promoter) = tokio::join!(
+        let (referrer, programs) = tokio::join!(
             resolve_referrer(store, tenant, input),
-            promoter::all_programs(store, tenant),
-            store.promoter_code_of(tenant, &referred),
+            crate::domain::program::all_programs(store, tenant),
         );
-        let (referrer, programs, referee_promoter) = (referrer?, programs?, referee_promoter?);
+        let (referrer, programs) = (referrer?, programs?);
         let program = choose_program(
             programs,
             referrer.program_id.as_deref(),
@@ -245,15 +244,15 @@ pub async fn register_referral(
                 referrer.code
             )));
         }
-        let qualifies_now = rules::qualifies(&program, false);
-        let seen = if program.min_referrals > 0 {
+        let min = u64::from(program.min_referrals);
+        let seen = if min > 0 {
             store
                 .qualified_referrals(tenant, &referrer.user_id, &program.id)
                 .await?
         } else {
             0
         };
-        let min = u64::from(program.min_referrals);
+        let qualifies_now = rules::qualifies(&program, false);
         let referrer_qualified = min == 0 || seen + u64::from(qualifies_now) >= min;
 
         let mut relation = Referral {
@@ -282,6 +281,7 @@ pub async fn register_referral(
                 .commission_rate
                 .or_else(|| referrer_commission(&program)),
             commission_status: None,
+            commission_reward_id: None,
             verified: false,
             redeemed_at: None,
             version: 1,
@@ -290,39 +290,34 @@ pub async fn register_referral(
             updated: now,
         };
         let limit = referrer.limit.unwrap_or(program.max_referrals);
-        let mut plan = Plan {
-            codes: vec![CodeCounts {
-                code: referrer.code.clone(),
+        let mut plan = Plan::default();
+        plan.code(&referrer.code, tenant).referrals = 1;
+        plan.code(&referrer.promoter_code, tenant).all_referrals = 1;
+        plan.signup = Some(SignupCount {
+            tenant: tenant.to_owned(),
+            code: referrer.code.clone(),
+            program_id: program.id.clone(),
+            limit: (limit > 0).then_some(limit),
+        });
+        if !program.has_relations {
+            plan.program_lock = Some(ProgramLock {
                 tenant: tenant.to_owned(),
-                referrals: 1,
-                limit: (limit > 0).then_some(limit),
-                ..CodeCounts::default()
-            }],
-            ..Plan::default()
-        };
+                program_id: program.id.clone(),
+                currency: program.currency.clone(),
+            });
+        }
         let context = Context {
             program: &program,
             relation: &relation.clone(),
             verified: false,
             referrer_qualified,
+            referrer_rate: referrer.commission_rate,
             now,
         };
         let dues = rules::due_rewards(&context, &Event::Signup);
-        book(
-            dues,
-            &program,
-            &mut relation,
-            referee_promoter.as_deref(),
-            &mut plan,
-            now,
-        );
+        book(dues, &program, &mut relation, seen, &mut plan, now);
         if min > 0 && qualifies_now {
-            plan.qualified = Some(Qualification {
-                tenant: tenant.to_owned(),
-                referrer: referrer.user_id.clone(),
-                program_id: program.id.clone(),
-                seen,
-            });
+            plan.stats(tenant, &referrer.user_id, &program.id, seen, true);
         }
         plan.relations.push(RelationWrite::New(relation.clone()));
         plan.email_owner = referred_email.clone().map(|email| EmailOwner {
@@ -330,25 +325,28 @@ pub async fn register_referral(
             email,
             user_id: referred.clone(),
         });
+        // This sign-up brings the referrer to `min_referrals`: their held rewards in the
+        // program wait no more. They are released after the commit, through a job recorded in
+        // it: a reward another request commits held until then is found too (after the commit
+        // none can be held: the count is conditioned on), and a release cut short is resumed
+        // by the reconciler.
+        let mut jobs = Vec::new();
         if min > 0 && qualifies_now && seen < min && seen + 1 >= min {
-            let held = store
-                .held_referrer_rewards(tenant, &referrer.user_id, &program.id)
-                .await?;
-            let lift = |_: &Reward| vec![Hold::MinReferrals];
-            release(
-                held,
-                lift,
-                (Some(&referrer.promoter_code), None),
-                &mut plan,
-                now,
-            );
+            let lift = Lift {
+                verified_relation: None,
+                min_referrals_met: true,
+            };
+            jobs.push(job(tenant, &referrer.user_id, &program.id, lift, now));
+            plan.release_jobs.extend(jobs.iter().cloned());
         }
         match store.apply(&plan).await? {
             Committed::Done => {
+                let mut released = plan.released();
+                released.extend(finish_release_jobs(store, &jobs).await);
                 return Ok(Outcome {
                     referral: relation,
                     rewards: plan.rewards,
-                    released: plan.releases,
+                    released,
                 });
             }
             Committed::RelationTaken => {
@@ -358,15 +356,16 @@ pub async fn register_referral(
                 )));
             }
             Committed::CodeRefused => {
-                return Err(match store.get_code(&referrer.code).await? {
-                    Some(item) if !item.is_active() => {
-                        Error::CodeInactive(format!("the code {} is inactive", referrer.code))
-                    }
-                    _ => Error::MaxReferralsReached(format!(
-                        "the code {} has reached its {limit} referrals",
-                        referrer.code
-                    )),
-                });
+                return Err(Error::CodeInactive(format!(
+                    "the code {} is inactive",
+                    referrer.code
+                )));
+            }
+            Committed::LimitReached => {
+                return Err(Error::MaxReferralsReached(format!(
+                    "the code {} has reached its {limit} referrals in program {}",
+                    referrer.code, program.id
+                )));
             }
             Committed::EventSeen | Committed::Stale => backoff.wait().await?,
         }

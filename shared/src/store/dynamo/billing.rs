@@ -86,33 +86,48 @@ impl BillingStore for DynamoStore {
     }
 
     async fn mark_credited(&self, reward: &Reward, now: OffsetDateTime) -> Result<bool> {
+        let now = clock::format(now);
+        let (gsi3pk, gsi3sk) = keys::rewards_by_status(
+            &reward.tenant,
+            RewardStatus::Credited.as_str(),
+            &now,
+            &reward.id,
+        );
         self.update_reward(
             reward,
-            "SET #status = :credited, updated = :now, last_error = :none REMOVE GSI2PK, GSI2SK, claimed_until",
+            "SET #status = :credited, updated = :now, last_error = :none, GSI3PK = :gsi3pk, GSI3SK = :gsi3sk REMOVE GSI2PK, GSI2SK, claimed_until",
             "#status = :pending",
             vec![
                 (":credited", string(RewardStatus::Credited.as_str())),
                 (":pending", string(RewardStatus::Pending.as_str())),
-                (":now", string(clock::format(now))),
+                (":now", string(now)),
                 (":none", aws_sdk_dynamodb::types::AttributeValue::Null(true)),
+                (":gsi3pk", string(gsi3pk)),
+                (":gsi3sk", string(gsi3sk)),
             ],
         )
         .await
     }
 
     async fn mark_failed(&self, reward: &Reward, error: &str, now: OffsetDateTime) -> Result<bool> {
-        let (pk, sk) = keys::failed_reward(&reward.tenant, &reward.id);
+        let now = clock::format(now);
+        let (gsi3pk, gsi3sk) = keys::rewards_by_status(
+            &reward.tenant,
+            RewardStatus::Failed.as_str(),
+            &now,
+            &reward.id,
+        );
         self.update_reward(
             reward,
-            "SET #status = :failed, updated = :now, last_error = :error, GSI2PK = :pk, GSI2SK = :sk REMOVE claimed_until",
+            "SET #status = :failed, updated = :now, last_error = :error, GSI3PK = :gsi3pk, GSI3SK = :gsi3sk REMOVE GSI2PK, GSI2SK, claimed_until",
             "#status = :pending",
             vec![
                 (":failed", string(RewardStatus::Failed.as_str())),
                 (":pending", string(RewardStatus::Pending.as_str())),
-                (":now", string(clock::format(now))),
+                (":now", string(now)),
                 (":error", string(error)),
-                (":pk", string(pk)),
-                (":sk", string(sk)),
+                (":gsi3pk", string(gsi3pk)),
+                (":gsi3sk", string(gsi3sk)),
             ],
         )
         .await
@@ -159,29 +174,43 @@ impl BillingStore for DynamoStore {
             .collect()
     }
 
-    async fn failed_rewards(&self, tenant: &str, page: &PageRequest) -> Result<Page<Reward>> {
-        let (partition, _) = keys::failed_reward(tenant, "");
+    async fn rewards_by_status(
+        &self,
+        tenant: &str,
+        status: RewardStatus,
+        page: &PageRequest,
+    ) -> Result<Page<Reward>> {
+        let partition = keys::rewards_by_status_partition(tenant, status.as_str());
+        // The cursor names the last reward: its GSI3 sort key and its recipient (its key).
         let start = match &page.cursor {
             Some(cursor) => {
                 let decoded = decode_cursor(cursor, "")?;
-                let (user, id) = decoded.split_once('#').ok_or_else(|| {
-                    Error::invalid("cursor", "is not a cursor this list returned")
-                })?;
+                let invalid = || Error::invalid("cursor", "is not a cursor this list returned");
+                let (sort, user) = decoded.rsplit_once('|').ok_or_else(invalid)?;
+                let (_, id) = sort.split_once('#').ok_or_else(invalid)?;
                 let mut key = key_item(&keys::reward(tenant, user, id));
-                key.insert(keys::GSI2PK.to_owned(), string(&partition));
-                key.insert(keys::GSI2SK.to_owned(), string(id));
+                key.insert(keys::GSI3PK.to_owned(), string(&partition));
+                key.insert(keys::GSI3SK.to_owned(), string(sort));
                 Some(key)
             }
             None => None,
         };
         self.query_page(
-            Some((keys::GSI2, keys::GSI2PK)),
+            Some((keys::GSI3, keys::GSI3PK, keys::GSI3SK)),
             &partition,
             None,
-            false,
+            true,
             page,
             start,
-            |reward: &Reward| format!("{}#{}", reward.user_id, reward.id),
+            |reward: &Reward| {
+                let (_, sort) = keys::rewards_by_status(
+                    &reward.tenant,
+                    reward.status.as_str(),
+                    &clock::format(reward.updated),
+                    &reward.id,
+                );
+                format!("{sort}|{}", reward.user_id)
+            },
         )
         .await
     }
@@ -189,9 +218,15 @@ impl BillingStore for DynamoStore {
     async fn requeue(&self, reward: &Reward, now: OffsetDateTime) -> Result<bool> {
         let now_text = clock::format(now);
         let (pk, sk) = keys::undelivered_reward(&now_text, &reward.id);
+        let (gsi3pk, gsi3sk) = keys::rewards_by_status(
+            &reward.tenant,
+            RewardStatus::Pending.as_str(),
+            &now_text,
+            &reward.id,
+        );
         self.update_reward(
             reward,
-            "SET #status = :pending, updated = :now, GSI2PK = :pk, GSI2SK = :sk",
+            "SET #status = :pending, updated = :now, GSI2PK = :pk, GSI2SK = :sk, GSI3PK = :gsi3pk, GSI3SK = :gsi3sk",
             "#status = :failed",
             vec![
                 (":pending", string(RewardStatus::Pending.as_str())),
@@ -199,6 +234,8 @@ impl BillingStore for DynamoStore {
                 (":now", string(now_text)),
                 (":pk", string(pk)),
                 (":sk", string(sk)),
+                (":gsi3pk", string(gsi3pk)),
+                (":gsi3sk", string(gsi3sk)),
             ],
         )
         .await

@@ -5,10 +5,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
 
 use super::promoters::PROMOTER_ENTITY;
-use super::{DynamoStore, Item, conditional, entity_item, from_item, key_item, number, string};
+use std::collections::BTreeMap;
+
+use super::{
+    DynamoStore, Item, conditional, decode_cursor, entity_item, from_item, key_item, number, string,
+};
 use crate::clock;
 use crate::domain::code::ReferralCode;
 use crate::error::{Error, Result};
+use crate::page::{Page, PageRequest};
 use crate::store::dynamo::keys;
 use crate::store::{CodeItem, CodeStore};
 
@@ -99,13 +104,64 @@ impl CodeStore for DynamoStore {
         Ok(conditional("UpdateItem", result)?.is_some())
     }
 
-    async fn codes_of(&self, tenant: &str, user: &str) -> Result<Vec<CodeItem>> {
-        // The promoter's GSI1SK (`PROMOTER`) sorts after every `CODE#…`: read descending to
-        // answer the primary code first.
-        self.query_gsi1(&keys::user_codes(tenant, user), None, true)
+    async fn code_with_counts(
+        &self,
+        code: &str,
+    ) -> Result<Option<(CodeItem, BTreeMap<String, u64>)>> {
+        let mut item = None;
+        let mut counts = BTreeMap::new();
+        for found in self
+            .query_prefix(&keys::code_partition(code), "", None)
             .await?
-            .into_iter()
-            .map(parse)
-            .collect()
+        {
+            let sk = found
+                .get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            if sk == keys::CODE_ITEM_SK {
+                item = Some(parse(found)?);
+            } else if let Some(program) = sk.strip_prefix("PROGRAM#") {
+                let count = found
+                    .get("referrals")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                counts.insert(program.to_owned(), count);
+            }
+        }
+        Ok(item.map(|item| (item, counts)))
+    }
+
+    async fn extra_codes(
+        &self,
+        tenant: &str,
+        user: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ReferralCode>> {
+        let partition = keys::user_codes(tenant, user);
+        let start = match &page.cursor {
+            Some(cursor) => {
+                let code = decode_cursor(cursor, "")?;
+                let mut key = key_item(&keys::code(&code));
+                key.insert(keys::GSI1PK.to_owned(), string(&partition));
+                key.insert(
+                    keys::GSI1SK.to_owned(),
+                    string(keys::extra_code_gsi1sk(&code)),
+                );
+                Some(key)
+            }
+            None => None,
+        };
+        self.query_page(
+            Some((keys::GSI1, keys::GSI1PK, keys::GSI1SK)),
+            &partition,
+            Some(keys::EXTRA_CODE_GSI1_PREFIX),
+            false,
+            page,
+            start,
+            |code: &ReferralCode| code.code.clone(),
+        )
+        .await
     }
 }

@@ -12,10 +12,16 @@
 //! | reward (ledger)    | `TENANT#{t}#USER#{recipient}`         | `REWARD#{id}`  | `TENANT#{t}#USER#{u}#LEDGER`    | `{created}#{id}`   |
 //! | event record       | `TENANT#{t}#EVENT#{kind}#{event id}`  | `EVENT`        |                                 |                    |
 //! | referrer stats     | `TENANT#{t}#USER#{u}`                 | `STATS#PROGRAM#{p}` |                            |                    |
+//! | balance            | `TENANT#{t}#USER#{u}`                 | `BALANCE#{currency}` | `TENANT#{t}#USER#{u}`     | `PROMOTER#BALANCE#{currency}` |
+//! | code in a program  | `CODE#{code}`                         | `PROGRAM#{p}`  |                                 |                    |
+//! | release job        | `TENANT#{t}#USER#{u}`                 | `RELEASE#{p}#{relation or *}` |                  |                    |
 //!
 //! GSI2 (sparse): a relation by id (`TENANT#{t}#REFERRAL#{id}` / `REFERRAL`), and rewards awaiting
 //! delivery to billing (`REWARD#PENDING` / `{updated}#{id}`). Reward ids are
-//! `{relation id}.{rule key}[.{event id}]`.
+//! `{relation id}.{rule key}[.{event id}]`. GSI2 also holds release jobs not finished
+//! (`RELEASES#PENDING` / `{created}#{tenant}#{user}#{job}`).
+//!
+//! GSI3 (sparse): a tenant's rewards by status (`TENANT#{t}#REWARDS#{status}` / `{updated}#{id}`).
 //! | payout             | `TENANT#{t}#PAYOUT#{id}`              | `PAYOUT`       | `TENANT#{t}#USER#{u}#PAYOUTS`   | `{id}`             |
 //!
 //! The tenant comes first in every tenant-owned key, so one tenant can never address another's
@@ -32,8 +38,12 @@ pub const GSI1SK: &str = "GSI1SK";
 pub const GSI1: &str = "GSI1";
 pub const GSI2PK: &str = "GSI2PK";
 pub const GSI2SK: &str = "GSI2SK";
-/// Sparse second index: relations by id, rewards awaiting delivery to billing.
+/// Sparse second index: relations by id, rewards awaiting delivery to billing, release jobs.
 pub const GSI2: &str = "GSI2";
+pub const GSI3PK: &str = "GSI3PK";
+pub const GSI3SK: &str = "GSI3SK";
+/// Sparse third index: a tenant's rewards by status.
+pub const GSI3: &str = "GSI3";
 /// Epoch-seconds attribute DynamoDB's TTL deletes items by (idempotency records and the like).
 pub const TTL: &str = "expires_at_epoch";
 /// Every item names its entity, for humans reading the table and for streams.
@@ -106,8 +116,89 @@ pub fn user_codes(tenant_id: &str, user_id: &str) -> String {
     user(tenant_id, user_id)
 }
 
-/// GSI1 sort key of the promoter item among the user's codes.
+/// GSI1 sort key of the promoter item among the user's codes. The user's balances sort right
+/// after it (`PROMOTER#BALANCE#…`), so one `begins_with` query reads the promoter and its
+/// balances.
 pub const PROMOTER_GSI1SK: &str = "PROMOTER";
+
+/// The GSI1 sort-key prefix of a user's extra codes.
+pub const EXTRA_CODE_GSI1_PREFIX: &str = "CODE#";
+
+/// A user's balance in one currency (they need not be a promoter yet: a referee's rewards are
+/// credited before they ever open their promoter page).
+pub fn balance(tenant_id: &str, user_id: &str, currency: &str) -> Key {
+    Key {
+        pk: user(tenant_id, user_id),
+        sk: format!("BALANCE#{currency}"),
+    }
+}
+
+/// GSI1 key of a balance: beside the user's promoter item.
+pub fn balance_gsi1(tenant_id: &str, user_id: &str, currency: &str) -> (String, String) {
+    (
+        user_codes(tenant_id, user_id),
+        format!("{PROMOTER_GSI1SK}#BALANCE#{currency}"),
+    )
+}
+
+/// How many referrals a code brought into one program (`max_referrals` is per program).
+pub fn code_program(code: &str, program_id: &str) -> Key {
+    Key {
+        pk: format!("CODE#{code}"),
+        sk: format!("PROGRAM#{program_id}"),
+    }
+}
+
+/// The partition of a code: its item and its per-program counters.
+pub fn code_partition(code: &str) -> String {
+    format!("CODE#{code}")
+}
+
+/// The sort key of a code's own item in its partition.
+pub const CODE_ITEM_SK: &str = CODE_SK;
+
+/// A release of held rewards still to finish: of `user`'s rewards in `program_id` (of one
+/// relation, or of any: `*`).
+pub fn release_job(
+    tenant_id: &str,
+    user_id: &str,
+    program_id: &str,
+    relation: Option<&str>,
+) -> Key {
+    Key {
+        pk: user(tenant_id, user_id),
+        sk: format!("RELEASE#{program_id}#{}", relation.unwrap_or("*")),
+    }
+}
+
+/// GSI2 key of an unfinished release job, oldest first, for the reconciler.
+pub fn release_job_pending(created: &str, key: &Key) -> (String, String) {
+    (
+        RELEASES_PENDING.to_owned(),
+        format!("{created}#{}#{}", key.pk, key.sk),
+    )
+}
+
+/// The GSI2 partition of unfinished release jobs.
+pub const RELEASES_PENDING: &str = "RELEASES#PENDING";
+
+/// GSI3 key of a reward: the tenant's rewards of one status, latest change first.
+pub fn rewards_by_status(
+    tenant_id: &str,
+    status: &str,
+    updated: &str,
+    reward_id: &str,
+) -> (String, String) {
+    (
+        rewards_by_status_partition(tenant_id, status),
+        format!("{updated}#{reward_id}"),
+    )
+}
+
+/// The GSI3 partition of a tenant's rewards of one status.
+pub fn rewards_by_status_partition(tenant_id: &str, status: &str) -> String {
+    format!("{}#REWARDS#{}", tenant(tenant_id), status.to_uppercase())
+}
 
 /// GSI1 sort key of an extra code among the user's codes.
 pub fn extra_code_gsi1sk(code: &str) -> String {
@@ -157,14 +248,6 @@ pub fn undelivered_reward(updated: &str, reward_id: &str) -> (String, String) {
 
 /// The GSI2 partition of rewards awaiting delivery to billing.
 pub const UNDELIVERED_REWARDS: &str = "REWARD#PENDING";
-
-/// GSI2 key of a reward billing refused or that ran out of retries: a tenant's failed rewards.
-pub fn failed_reward(tenant_id: &str, reward_id: &str) -> (String, String) {
-    (
-        format!("{}#REWARDS#FAILED", tenant(tenant_id)),
-        reward_id.to_owned(),
-    )
-}
 
 /// The record of a processed event (`kind`: `invoice`, `verification`), for idempotency.
 pub fn event(tenant_id: &str, kind: &str, event_id: &str) -> Key {

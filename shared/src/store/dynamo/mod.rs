@@ -95,8 +95,9 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// Every item of a GSI1 partition whose sort key satisfies `sort` (`None`: all), following
-    /// pages until the end; newest first when `descending`.
+    /// Every item of a GSI1 partition whose sort key satisfies `sort` (`None`: all; an operator
+    /// such as `=` or `>=`, or `begins_with`), following pages until the end; newest first when
+    /// `descending`.
     async fn query_gsi1(
         &self,
         partition: &str,
@@ -134,6 +135,10 @@ impl DynamoStore {
                 .scan_index_forward(!descending)
                 .set_exclusive_start_key(start);
             query = match sort {
+                Some(("begins_with", value)) => query
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :sk)")
+                    .expression_attribute_names("#sk", sk_attribute)
+                    .expression_attribute_values(":sk", string(value)),
                 Some((operator, value)) => query
                     .key_condition_expression(format!("#pk = :pk AND #sk {operator} :sk"))
                     .expression_attribute_names("#sk", sk_attribute)
@@ -152,8 +157,8 @@ impl DynamoStore {
         }
     }
 
-    /// Every item of a table partition whose sort key begins with `prefix`, following pages;
-    /// `filter` narrows them (expression, with `:f…` values).
+    /// Every item of a table partition whose sort key begins with `prefix` (every item when it
+    /// is empty), following pages; `filter` narrows them (expression, with `:f…` values).
     async fn query_prefix(
         &self,
         partition: &str,
@@ -167,13 +172,18 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(self.table.as_ref())
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#sk", keys::SK)
                 .expression_attribute_values(":pk", string(partition))
-                .expression_attribute_values(":prefix", string(prefix))
                 .consistent_read(true)
                 .set_exclusive_start_key(start);
+            query = if prefix.is_empty() {
+                query.key_condition_expression("#pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", keys::SK)
+                    .expression_attribute_values(":prefix", string(prefix))
+            };
             if let Some(filter) = &filter {
                 query = query.filter_expression(filter.expression);
                 for (placeholder, name) in &filter.names {
@@ -195,13 +205,13 @@ impl DynamoStore {
         }
     }
 
-    /// One page of a partition: of the table (`index: None`, sort keys beginning with
-    /// `prefix`) or of an index (`Some((name, partition attribute))`). It asks one item more
+    /// One page of a partition, of the table (`index: None`) or of an index (`Some((name,
+    /// partition attribute, sort attribute))`), sort keys beginning with `prefix` if given. It asks one item more
     /// than the page holds, so a cursor (`cursor_of` the last item) exists only when more follow.
     #[allow(clippy::too_many_arguments)]
     async fn query_page<T: DeserializeOwned>(
         &self,
-        index: Option<(&str, &str)>,
+        index: Option<(&str, &str, &str)>,
         partition: &str,
         prefix: Option<&str>,
         descending: bool,
@@ -213,16 +223,18 @@ impl DynamoStore {
             .client
             .query()
             .table_name(self.table.as_ref())
-            .set_index_name(index.map(|(name, _)| name.to_owned()))
-            .expression_attribute_names("#pk", index.map_or(keys::PK, |(_, attribute)| attribute))
+            .set_index_name(index.map(|(name, _, _)| name.to_owned()))
+            .expression_attribute_names("#pk", index.map_or(keys::PK, |(_, pk, _)| pk))
             .expression_attribute_values(":pk", string(partition))
             .scan_index_forward(!descending)
+            // The table's own partitions are read strongly consistent (an index cannot be).
+            .consistent_read(index.is_none())
             .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start);
         query = match prefix {
             Some(prefix) => query
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_names("#sk", index.map_or(keys::SK, |(_, _, sk)| sk))
                 .expression_attribute_values(":prefix", string(prefix)),
             None => query.key_condition_expression("#pk = :pk"),
         };

@@ -1,19 +1,19 @@
-//! Promoters, their payouts, relations and ledger in the single table.
+//! Promoters, their balances, payouts, relations and ledger in the single table.
 
-use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
+use super::referrals::balances_from;
 use super::{
-    DynamoStore, Item, Outcome, decode_cursor, entity_item, from_item, key_item, number, sdk_error,
-    string, with_gsi2,
+    DynamoStore, Item, Outcome, decode_cursor, encode_cursor, entity_item, from_item, key_item,
+    keys, number, sdk_error, string, with_gsi2,
 };
 use crate::clock;
-use crate::domain::ledger::{Payout, PayoutStatus, Reward};
+use crate::domain::ledger::{Balance, Payout, PayoutStatus, Reward, RewardStatus};
 use crate::domain::promoter::Promoter;
 use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
-use crate::store::dynamo::keys;
 use crate::store::{Inserted, PromoterChange, PromoterStore};
 
 pub(super) const PROMOTER_ENTITY: &str = "promoter";
@@ -68,10 +68,11 @@ pub fn referral_item(referral: &Referral) -> Result<Item> {
     ))
 }
 
-/// A ledger entry's item, in its recipient's partition and time-indexed in their ledger; a
-/// `pending` one is also in the sparse index of rewards awaiting delivery to billing.
+/// A ledger entry's item, in its recipient's partition and time-indexed in their ledger (GSI1),
+/// in the tenant's rewards of its status (GSI3); a `pending` one is also in the sparse index of
+/// rewards awaiting delivery to billing (GSI2).
 pub fn reward_item(reward: &Reward) -> Result<Item> {
-    let item = entity_item(
+    let mut item = entity_item(
         reward,
         &keys::reward(&reward.tenant, &reward.user_id, &reward.id),
         REWARD_ENTITY,
@@ -80,86 +81,80 @@ pub fn reward_item(reward: &Reward) -> Result<Item> {
             keys::ledger_gsi1sk(&clock::format(reward.created), &reward.id),
         )),
     )?;
-    Ok(
-        if reward.status == crate::domain::ledger::RewardStatus::Pending {
-            with_gsi2(
-                item,
-                keys::undelivered_reward(&clock::format(reward.updated), &reward.id),
-            )
-        } else {
-            item
-        },
-    )
+    let (gsi3pk, gsi3sk) = keys::rewards_by_status(
+        &reward.tenant,
+        reward.status.as_str(),
+        &clock::format(reward.updated),
+        &reward.id,
+    );
+    item.insert(keys::GSI3PK.to_owned(), string(gsi3pk));
+    item.insert(keys::GSI3SK.to_owned(), string(gsi3sk));
+    Ok(if reward.status == RewardStatus::Pending {
+        with_gsi2(
+            item,
+            keys::undelivered_reward(&clock::format(reward.updated), &reward.id),
+        )
+    } else {
+        item
+    })
 }
 
-fn promoter_from(item: Item) -> Result<Promoter> {
-    match item.get(keys::ENTITY_TYPE).and_then(|v| v.as_s().ok()) {
-        Some(kind) if kind == PROMOTER_ENTITY => from_item(item),
-        other => Err(Error::internal(format!(
-            "expected a promoter item, found {other:?}"
-        ))),
+/// A promoter and their balances from the items of one GSI1 query (or reads).
+fn promoter_from(items: Vec<Item>) -> Result<Option<Promoter>> {
+    let mut promoter: Option<Promoter> = None;
+    let mut others = Vec::new();
+    for item in items {
+        match item.get(keys::ENTITY_TYPE).and_then(|v| v.as_s().ok()) {
+            Some(kind) if kind == PROMOTER_ENTITY => promoter = Some(from_item(item)?),
+            _ => others.push(item),
+        }
     }
+    let Some(mut promoter) = promoter else {
+        return Ok(None);
+    };
+    promoter.balances = balances_from(others)?;
+    Ok(Some(promoter))
+}
+
+fn balance_key_of(payout: &Payout) -> keys::Key {
+    keys::balance(&payout.tenant, &payout.user_id, &payout.currency)
 }
 
 impl DynamoStore {
-    /// An update of the promoter item of `code` in a transaction.
-    fn promoter_update(
+    /// An update of one item in a transaction.
+    fn update_action(
         &self,
-        code: &str,
+        key: &keys::Key,
         expression: &str,
         condition: Option<&str>,
-        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+        values: Vec<(&str, AttributeValue)>,
     ) -> Result<TransactWriteItem> {
         let mut update = Update::builder()
             .table_name(self.table())
-            .set_key(Some(key_item(&keys::code(code))))
+            .set_key(Some(key_item(key)))
             .update_expression(expression)
             .set_condition_expression(condition.map(str::to_owned));
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
+        }
+        if expression.contains("#status") || condition.is_some_and(|c| c.contains("#status")) {
+            update = update.expression_attribute_names("#status", "status");
         }
         Ok(TransactWriteItem::builder()
             .update(update.build().map_err(Error::internal)?)
             .build())
     }
 
-    /// Writes a reward and applies its balance effect to the recipient's promoter item (when the
-    /// recipient is a promoter), in one transaction; `false` if the reward exists already (a
-    /// replayed event). The referrals issue builds sign-ups and invoices on this.
-    pub async fn record_reward(
+    /// A strongly consistent read of a user's balances.
+    async fn balances_of(
         &self,
-        reward: &Reward,
-        promoter_code: Option<&str>,
-    ) -> Result<bool> {
-        let mut actions = vec![self.put_new(reward_item(reward)?)?];
-        if let Some(code) = promoter_code {
-            let effect = reward.balance_effect();
-            let mut values = vec![
-                (":earned", number(effect.total_earned)),
-                (":balance", number(effect.current_balance)),
-                (":points", number(effect.points_earned)),
-                (":now", string(clock::format(reward.updated))),
-            ];
-            let mut expression = "ADD total_earned :earned, current_balance :balance, points_earned :points SET updated = :now".to_owned();
-            if reward.kind == crate::domain::program::RewardKind::Cash {
-                expression.push_str(", currency = if_not_exists(currency, :currency)");
-                values.push((":currency", string(&reward.currency)));
-            }
-            actions.push(self.promoter_update(
-                code,
-                &expression,
-                Some("attribute_exists(PK)"),
-                values,
-            )?);
-        }
-        match self.transact(actions).await? {
-            Outcome::Written => Ok(true),
-            Outcome::ConditionsFailed(failed) if failed.first() == Some(&true) => Ok(false),
-            Outcome::ConditionsFailed(_) => Err(Error::internal(format!(
-                "reward {} names a promoter item that does not exist",
-                reward.id
-            ))),
-        }
+        tenant: &str,
+        user: &str,
+    ) -> Result<crate::domain::ledger::Balances> {
+        balances_from(
+            self.query_prefix(&keys::user_partition(tenant, user), "BALANCE#", None)
+                .await?,
+        )
     }
 }
 
@@ -168,11 +163,13 @@ impl PromoterStore for DynamoStore {
         let items = self
             .query_gsi1(
                 &keys::user_codes(tenant, user),
-                Some(("=", keys::PROMOTER_GSI1SK)),
+                Some(("begins_with", keys::PROMOTER_GSI1SK)),
                 false,
             )
             .await?;
-        items.into_iter().next().map(promoter_from).transpose()
+        // Balances without a promoter (a referee who earned before their first visit) are
+        // no promoter yet.
+        promoter_from(items)
     }
 
     async fn read_promoter(&self, tenant: &str, user: &str) -> Result<Option<Promoter>> {
@@ -183,14 +180,14 @@ impl PromoterStore for DynamoStore {
             .get("owner_id")
             .and_then(|v| v.as_s().ok())
             .ok_or_else(|| Error::internal("promoter guard without owner_id"))?;
-        self.promoter_by_code(code).await
-    }
-
-    async fn promoter_by_code(&self, code: &str) -> Result<Option<Promoter>> {
-        self.get(&keys::code(code))
-            .await?
-            .map(promoter_from)
-            .transpose()
+        let code_key = keys::code(code);
+        let (item, balances) = tokio::join!(self.get(&code_key), self.balances_of(tenant, user));
+        let Some(item) = item? else {
+            return Ok(None);
+        };
+        let mut promoter: Promoter = from_item(item)?;
+        promoter.balances = balances?;
+        Ok(Some(promoter))
     }
 
     async fn insert_promoter(&self, promoter: &Promoter) -> Result<Inserted> {
@@ -226,6 +223,8 @@ impl PromoterStore for DynamoStore {
             PromoterChange::MinWithdrawalBalance(minimum) => {
                 ("min_withdrawal_balance", number(minimum))
             }
+            PromoterChange::CommissionRate(Some(rate)) => ("commission_rate", number(rate)),
+            PromoterChange::CommissionRate(None) => ("commission_rate", AttributeValue::Null(true)),
         };
         let output = self
             .client()
@@ -243,7 +242,20 @@ impl PromoterStore for DynamoStore {
             .send()
             .await
             .map_err(|error| sdk_error("UpdateItem", error))?;
-        promoter_from(output.attributes.unwrap_or_default())
+        let mut updated: Promoter = from_item(output.attributes.unwrap_or_default())?;
+        updated.balances = promoter.balances.clone();
+        Ok(updated)
+    }
+
+    async fn balances(&self, tenant: &str, user: &str) -> Result<crate::domain::ledger::Balances> {
+        self.balances_of(tenant, user).await
+    }
+
+    async fn balance(&self, tenant: &str, user: &str, currency: &str) -> Result<Option<Balance>> {
+        self.get(&keys::balance(tenant, user, currency))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     async fn rewards_since(
@@ -263,12 +275,136 @@ impl PromoterStore for DynamoStore {
         .collect()
     }
 
+    async fn rewards_of(
+        &self,
+        tenant: &str,
+        user: &str,
+        status: Option<RewardStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Reward>> {
+        let partition = keys::ledger(tenant, user);
+        let key_of = |gsi1sk: &str| -> Option<Item> {
+            let (_, id) = gsi1sk.split_once('#')?;
+            let mut key = key_item(&keys::reward(tenant, user, id));
+            key.insert(keys::GSI1PK.to_owned(), string(&partition));
+            key.insert(keys::GSI1SK.to_owned(), string(gsi1sk));
+            Some(key)
+        };
+        let mut start =
+            match &page.cursor {
+                Some(cursor) => Some(key_of(&decode_cursor(cursor, "")?).ok_or_else(|| {
+                    Error::invalid("cursor", "is not a cursor this list returned")
+                })?),
+                None => None,
+            };
+        // With a status filter a read may match few items: read on, at most a few times the
+        // page, and hand back a cursor where the reading stopped.
+        let mut items: Vec<Reward> = Vec::new();
+        let mut reads = 0;
+        loop {
+            let mut query = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::GSI1PK)
+                .expression_attribute_values(":pk", string(&partition))
+                .scan_index_forward(false)
+                .limit(i32::try_from(page.limit + 1).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = status {
+                query = query
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", string(status.as_str()));
+            }
+            let output = query
+                .send()
+                .await
+                .map_err(|error| sdk_error("Query", error))?;
+            reads += 1;
+            for item in output.items.unwrap_or_default() {
+                items.push(from_item(item)?);
+            }
+            let more = output.last_evaluated_key;
+            if items.len() > page.limit {
+                items.truncate(page.limit);
+                let last = &items[page.limit - 1];
+                let cursor = keys::ledger_gsi1sk(&clock::format(last.created), &last.id);
+                return Ok(Page {
+                    items,
+                    next_cursor: Some(encode_cursor(&cursor)),
+                });
+            }
+            match more {
+                None => {
+                    return Ok(Page {
+                        items,
+                        next_cursor: None,
+                    });
+                }
+                Some(key) if reads >= 4 => {
+                    let cursor = key
+                        .get(keys::GSI1SK)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    return Ok(Page {
+                        items,
+                        next_cursor: Some(encode_cursor(&cursor)),
+                    });
+                }
+                Some(key) => start = Some(key),
+            }
+        }
+    }
+
     async fn referrals_of(&self, tenant: &str, referrer: &str) -> Result<Vec<Referral>> {
         self.query_gsi1(&keys::referrals_by_referrer(tenant, referrer), None, true)
             .await?
             .into_iter()
             .map(from_item)
             .collect()
+    }
+
+    async fn referrals_page(
+        &self,
+        tenant: &str,
+        referrer: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Referral>> {
+        let partition = keys::referrals_by_referrer(tenant, referrer);
+        // The cursor names the last relation: its id, referred user and program (its key).
+        let start = match &page.cursor {
+            Some(cursor) => {
+                let text = decode_cursor(cursor, "")?;
+                let mut parts = text.splitn(3, '#');
+                let (Some(id), Some(program), Some(referred)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(Error::invalid(
+                        "cursor",
+                        "is not a cursor this list returned",
+                    ));
+                };
+                let mut key = key_item(&keys::referral(tenant, referred, program));
+                key.insert(keys::GSI1PK.to_owned(), string(&partition));
+                key.insert(keys::GSI1SK.to_owned(), string(id));
+                Some(key)
+            }
+            None => None,
+        };
+        self.query_page(
+            Some((keys::GSI1, keys::GSI1PK, keys::GSI1SK)),
+            &partition,
+            None,
+            true,
+            page,
+            start,
+            |r: &Referral| format!("{}#{}#{}", r.id, r.program_id, r.referred_user_id),
+        )
+        .await
     }
 
     async fn payouts_of(
@@ -295,7 +431,7 @@ impl PromoterStore for DynamoStore {
             None => None,
         };
         self.query_page(
-            Some((keys::GSI1, keys::GSI1PK)),
+            Some((keys::GSI1, keys::GSI1PK, keys::GSI1SK)),
             &partition,
             None,
             true,
@@ -306,16 +442,15 @@ impl PromoterStore for DynamoStore {
         .await
     }
 
-    async fn request_payout(&self, seen: &Promoter, payout: &Payout) -> Result<bool> {
+    async fn request_payout(&self, seen: &Balance, payout: &Payout) -> Result<bool> {
         let actions = vec![
-            self.promoter_update(
-                &seen.referral_code,
+            self.update_action(
+                &balance_key_of(payout),
                 "SET current_balance = :zero, updated = :now",
-                Some("current_balance = :seen AND tenant = :tenant"),
+                Some("current_balance = :seen"),
                 vec![
                     (":zero", number(0)),
                     (":seen", number(seen.current_balance)),
-                    (":tenant", string(&seen.tenant)),
                     (":now", string(clock::format(payout.created))),
                 ],
             )?,
@@ -338,21 +473,19 @@ impl PromoterStore for DynamoStore {
     }
 
     async fn mark_paid(&self, payout: &Payout, now: OffsetDateTime) -> Result<bool> {
-        let mark = Update::builder()
-            .table_name(self.table())
-            .set_key(Some(key_item(&keys::payout(&payout.tenant, &payout.id))))
-            .update_expression("SET #status = :paid, paid_at = :now")
-            .condition_expression("#status = :requested")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":paid", string(PayoutStatus::Paid.as_str()))
-            .expression_attribute_values(":requested", string(PayoutStatus::Requested.as_str()))
-            .expression_attribute_values(":now", string(clock::format(now)))
-            .build()
-            .map_err(Error::internal)?;
         let actions = vec![
-            TransactWriteItem::builder().update(mark).build(),
-            self.promoter_update(
-                &payout.promoter_code,
+            self.update_action(
+                &keys::payout(&payout.tenant, &payout.id),
+                "SET #status = :paid, paid_at = :now",
+                Some("#status = :requested"),
+                vec![
+                    (":paid", string(PayoutStatus::Paid.as_str())),
+                    (":requested", string(PayoutStatus::Requested.as_str())),
+                    (":now", string(clock::format(now))),
+                ],
+            )?,
+            self.update_action(
+                &balance_key_of(payout),
                 "ADD total_paid :amount SET updated = :now",
                 Some("attribute_exists(PK)"),
                 vec![
@@ -365,7 +498,7 @@ impl PromoterStore for DynamoStore {
             Outcome::Written => Ok(true),
             Outcome::ConditionsFailed(failed) if failed.first() == Some(&true) => Ok(false),
             Outcome::ConditionsFailed(_) => Err(Error::internal(format!(
-                "payout {} names a promoter item that does not exist",
+                "payout {} names a balance that does not exist",
                 payout.id
             ))),
         }

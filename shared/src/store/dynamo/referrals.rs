@@ -1,21 +1,33 @@
-//! Relations, rewards and event records: a sign-up or an event is one [`Plan`] applied in one
-//! `TransactWriteItems`, whose conditions carry every rule that must hold under concurrency.
+//! Relations, rewards, balances and event records: a sign-up or an event is one [`Plan`]
+//! applied in one `TransactWriteItems`, whose conditions carry every rule that must hold under
+//! concurrency.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 
 use super::promoters::{referral_item, reward_item};
-use super::{DynamoStore, Filter, Item, Outcome, from_item, key_item, number, string};
+use super::{
+    DynamoStore, Filter, Item, Outcome, from_item, key_item, keys, number, sdk_error, string,
+    with_gsi2,
+};
 use crate::clock;
 use crate::domain::ledger::{Reward, RewardStatus};
 use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
-use crate::store::dynamo::keys::{self, Key};
-use crate::store::{Balance, Committed, Plan, ReferralStore, RelationWrite};
+use crate::store::{
+    BalanceChange, BalanceKey, CodeCounts, Committed, MAX_ACTIONS, Plan, RecordedEvent,
+    ReferralStore, RelationWrite, ReleaseJob,
+};
+use keys::Key;
 
 /// Event records are kept this long for idempotency, then expire through the table's TTL.
 const EVENT_RECORD_DAYS: i64 = 400;
-/// DynamoDB's limit of actions in one transaction.
-const MAX_ACTIONS: usize = 100;
+
+const BALANCE_ENTITY: &str = "balance";
+const RELEASE_JOB_ENTITY: &str = "release_job";
 
 /// What each action of a plan's transaction is, to read its cancellation reasons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,66 +35,120 @@ enum Action {
     Event,
     NewRelation,
     ReplacedRelation,
+    /// A code a sign-up came through (active, of the tenant).
+    SignupCode,
+    /// Counters of a code that must exist.
     Code,
+    /// The sign-up's count in the code's program, under the limit.
+    Limit,
+    ProgramLock,
     Balance,
     Reward,
     Release,
-    Qualification,
+    Stats,
     EmailOwner,
+    ReleaseJob,
+    FinishedJob,
 }
 
-/// An `Update` of counters: `ADD` every non-zero addition, `SET updated` (and the balances'
-/// currency if unset), under `condition`.
-struct Counters<'a> {
-    key: Key,
-    adds: Vec<(&'static str, i64)>,
-    currency: Option<&'a str>,
-    condition: String,
-    values: Vec<(&'static str, AttributeValue)>,
+/// An update expression built from `SET` and `ADD` clauses, with its values and names.
+#[derive(Default)]
+struct Expression {
+    set: Vec<String>,
+    add: Vec<String>,
+    values: Vec<(String, AttributeValue)>,
+    names: Vec<(String, String)>,
 }
 
-impl Counters<'_> {
-    fn balance(&mut self, balance: &Balance) {
-        self.adds.extend([
-            ("total_earned", balance.effect.total_earned),
-            ("current_balance", balance.effect.current_balance),
-            ("points_earned", balance.effect.points_earned),
-        ]);
+impl Expression {
+    fn value(&mut self, value: AttributeValue) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.push((placeholder.clone(), value));
+        placeholder
     }
 
-    fn build(self, table: &str, now: &str) -> Result<TransactWriteItem> {
+    fn name(&mut self, name: &str) -> String {
+        let placeholder = format!("#n{}", self.names.len());
+        self.names.push((placeholder.clone(), name.to_owned()));
+        placeholder
+    }
+
+    fn set(&mut self, attribute: &str, value: AttributeValue) {
+        let name = self.name(attribute);
+        let value = self.value(value);
+        self.set.push(format!("{name} = {value}"));
+    }
+
+    fn set_if_absent(&mut self, attribute: &str, value: AttributeValue) {
+        let name = self.name(attribute);
+        let value = self.value(value);
+        self.set
+            .push(format!("{name} = if_not_exists({name}, {value})"));
+    }
+
+    fn add(&mut self, attribute: &str, amount: i64) {
+        if amount != 0 {
+            let name = self.name(attribute);
+            let value = self.value(number(amount));
+            self.add.push(format!("{name} {value}"));
+        }
+    }
+
+    /// Adds `amount` to the entry `key` of the map `attribute` (which must exist).
+    fn add_to_map(&mut self, attribute: &str, key: &str, amount: i64) {
+        if amount != 0 {
+            let map = self.name(attribute);
+            let entry = self.name(key);
+            let zero = self.value(number(0));
+            let value = self.value(number(amount));
+            self.set.push(format!(
+                "{map}.{entry} = if_not_exists({map}.{entry}, {zero}) + {value}"
+            ));
+        }
+    }
+
+    fn update(
+        self,
+        table: &str,
+        key: &Key,
+        condition: Option<(&str, Vec<(&str, AttributeValue)>)>,
+    ) -> Result<TransactWriteItem> {
+        let mut text = String::new();
+        if !self.set.is_empty() {
+            text.push_str(&format!("SET {}", self.set.join(", ")));
+        }
+        if !self.add.is_empty() {
+            text.push_str(&format!(" ADD {}", self.add.join(", ")));
+        }
         let mut update = Update::builder()
             .table_name(table)
-            .set_key(Some(key_item(&self.key)))
-            .condition_expression(self.condition)
-            .expression_attribute_values(":now", string(now));
-        let mut adds = Vec::new();
-        for (index, (attribute, amount)) in self.adds.iter().enumerate() {
-            if *amount != 0 {
-                adds.push(format!("{attribute} :a{index}"));
-                update = update.expression_attribute_values(format!(":a{index}"), number(amount));
+            .set_key(Some(key_item(key)))
+            .update_expression(text.trim());
+        for (placeholder, value) in self.values {
+            update = update.expression_attribute_values(placeholder, value);
+        }
+        for (placeholder, name) in self.names {
+            update = update.expression_attribute_names(placeholder, name);
+        }
+        if let Some((condition, values)) = condition {
+            update = update.condition_expression(condition);
+            for (placeholder, value) in values {
+                update = update.expression_attribute_values(placeholder, value);
             }
         }
-        let mut expression = String::from("SET updated = :now");
-        if let Some(currency) = self.currency {
-            expression.push_str(", currency = if_not_exists(currency, :currency)");
-            update = update.expression_attribute_values(":currency", string(currency));
-        }
-        if !adds.is_empty() {
-            expression.push_str(&format!(" ADD {}", adds.join(", ")));
-        }
-        for (name, value) in self.values {
-            update = update.expression_attribute_values(name, value);
-        }
         Ok(TransactWriteItem::builder()
-            .update(
-                update
-                    .update_expression(expression)
-                    .build()
-                    .map_err(Error::internal)?,
-            )
+            .update(update.build().map_err(Error::internal)?)
             .build())
     }
+}
+
+fn release_job_key(job: &ReleaseJob) -> Key {
+    keys::release_job(
+        &job.tenant,
+        &job.user_id,
+        &job.program_id,
+        job.relation_id.as_deref(),
+    )
 }
 
 impl DynamoStore {
@@ -108,6 +174,71 @@ impl DynamoStore {
             .build())
     }
 
+    fn code_action(&self, code: &CodeCounts, now: &str) -> Result<(Action, TransactWriteItem)> {
+        let mut expression = Expression::default();
+        expression.set("updated", string(now));
+        expression.add("total_referrals", code.referrals as i64);
+        expression.add("all_referrals", code.all_referrals as i64);
+        expression.add("verification_attempts", code.verification_attempts as i64);
+        expression.add("verification_successes", code.verification_successes as i64);
+        for (currency, amount) in &code.referrer_earned {
+            expression.add_to_map("referrer_earned", currency, *amount);
+        }
+        for (currency, amount) in &code.referee_earned {
+            expression.add_to_map("referee_earned", currency, *amount);
+        }
+        // The code's scalar totals are in the first currency it earned in (a money currency
+        // before points).
+        let earned = code.referrer_earned.iter().chain(&code.referee_earned);
+        let first = earned
+            .clone()
+            .find(|(c, a)| **a != 0 && c.as_str() != crate::domain::money::POINTS)
+            .or_else(|| earned.clone().find(|(_, a)| **a != 0));
+        if let Some((currency, _)) = first {
+            expression.set_if_absent("earnings_currency", string(currency));
+        }
+        let mut values = vec![(":tenant", string(&code.tenant))];
+        let (kind, condition) = if code.referrals > 0 {
+            values.push((":true", AttributeValue::Bool(true)));
+            (Action::SignupCode, "is_active = :true AND tenant = :tenant")
+        } else {
+            (Action::Code, "attribute_exists(PK) AND tenant = :tenant")
+        };
+        Ok((
+            kind,
+            expression.update(
+                self.table(),
+                &keys::code(&code.code),
+                Some((condition, values)),
+            )?,
+        ))
+    }
+
+    fn balance_action(
+        &self,
+        key: &BalanceKey,
+        change: &BalanceChange,
+        now: &str,
+    ) -> Result<TransactWriteItem> {
+        let (gsi1pk, gsi1sk) = keys::balance_gsi1(&key.tenant, &key.user, &key.currency);
+        let mut expression = Expression::default();
+        expression.set(keys::ENTITY_TYPE, string(BALANCE_ENTITY));
+        expression.set("tenant", string(&key.tenant));
+        expression.set("user_id", string(&key.user));
+        expression.set("currency", string(&key.currency));
+        expression.set(keys::GSI1PK, string(gsi1pk));
+        expression.set(keys::GSI1SK, string(gsi1sk));
+        expression.set("updated", string(now));
+        expression.set_if_absent("created", string(now));
+        expression.add("total_earned", change.total_earned);
+        expression.add("current_balance", change.current_balance);
+        expression.update(
+            self.table(),
+            &keys::balance(&key.tenant, &key.user, &key.currency),
+            None,
+        )
+    }
+
     fn plan_actions(&self, plan: &Plan) -> Result<Vec<(Action, TransactWriteItem)>> {
         let now = clock::now();
         let now_text = clock::format(now);
@@ -116,6 +247,7 @@ impl DynamoStore {
             let mut item = key_item(&keys::event(&event.tenant, event.kind, &event.event_id));
             item.insert(keys::ENTITY_TYPE.to_owned(), string("event"));
             item.insert("response".to_owned(), string(&event.response));
+            item.insert("fingerprint".to_owned(), string(&event.fingerprint));
             item.insert("created".to_owned(), string(&now_text));
             let expiry = now + time::Duration::days(EVENT_RECORD_DAYS);
             item.insert(keys::TTL.to_owned(), number(expiry.unix_timestamp()));
@@ -136,91 +268,96 @@ impl DynamoStore {
                 ),
             });
         }
-        let mut balances = plan.balances.clone();
         for code in &plan.codes {
-            let mut values = vec![(":tenant", string(&code.tenant))];
-            let condition = if code.referrals > 0 {
-                values.push((":true", AttributeValue::Bool(true)));
-                match code.limit {
-                    Some(limit) => {
-                        values.push((":limit", number(limit)));
-                        "is_active = :true AND tenant = :tenant AND total_referrals < :limit"
-                    }
-                    None => "is_active = :true AND tenant = :tenant",
-                }
-            } else {
-                "attribute_exists(PK) AND tenant = :tenant"
-            };
-            let mut counters = Counters {
-                key: keys::code(&code.code),
-                adds: vec![
-                    ("total_referrals", code.referrals as i64),
-                    ("total_referrer_earned", code.referrer_earned),
-                    ("total_referee_earned", code.referee_earned),
-                    ("verification_attempts", code.verification_attempts as i64),
-                    ("verification_successes", code.verification_successes as i64),
-                ],
-                currency: None,
-                condition: condition.to_owned(),
-                values,
-            };
-            // A primary code's item is its promoter: one update carries both.
-            let merged = balances.remove(&code.code);
-            if let Some(balance) = &merged {
-                counters.balance(balance);
-                counters.currency = balance.currency.as_deref();
-            }
-            actions.push((Action::Code, counters.build(self.table(), &now_text)?));
+            actions.push(self.code_action(code, &now_text)?);
         }
-        for (promoter_code, balance) in &balances {
-            let mut counters = Counters {
-                key: keys::code(promoter_code),
-                adds: Vec::new(),
-                currency: balance.currency.as_deref(),
-                condition: "attribute_exists(PK)".to_owned(),
-                values: Vec::new(),
-            };
-            counters.balance(balance);
-            actions.push((Action::Balance, counters.build(self.table(), &now_text)?));
+        if let Some(signup) = &plan.signup {
+            let mut expression = Expression::default();
+            expression.set(keys::ENTITY_TYPE, string("code_program"));
+            expression.set("tenant", string(&signup.tenant));
+            expression.add("referrals", 1);
+            let condition = signup.limit.map(|limit| {
+                (
+                    "attribute_not_exists(referrals) OR referrals < :limit",
+                    vec![(":limit", number(limit))],
+                )
+            });
+            actions.push((
+                Action::Limit,
+                expression.update(
+                    self.table(),
+                    &keys::code_program(&signup.code, &signup.program_id),
+                    condition,
+                )?,
+            ));
+        }
+        if let Some(lock) = &plan.program_lock {
+            let mut expression = Expression::default();
+            expression.set("has_relations", AttributeValue::Bool(true));
+            expression.set("updated", string(&now_text));
+            expression.add("version", 1);
+            let currency = expression.name("currency");
+            let condition = format!("{currency} = :currency");
+            actions.push((
+                Action::ProgramLock,
+                expression.update(
+                    self.table(),
+                    &keys::program(&lock.tenant, &lock.program_id),
+                    Some((&condition, vec![(":currency", string(&lock.currency))])),
+                )?,
+            ));
+        }
+        for (key, change) in &plan.balances {
+            if change.total_earned != 0 || change.current_balance != 0 {
+                actions.push((
+                    Action::Balance,
+                    self.balance_action(key, change, &now_text)?,
+                ));
+            }
         }
         for reward in &plan.rewards {
             actions.push((Action::Reward, self.put_new(reward_item(reward)?)?));
         }
-        for reward in &plan.releases {
+        for release in &plan.releases {
             actions.push((
                 Action::Release,
                 self.put_if(
-                    reward_item(reward)?,
-                    "#status = :held",
-                    vec![(":held", string(RewardStatus::Held.as_str()))],
+                    reward_item(&release.reward)?,
+                    "#status = :held AND size(holds) = :holds",
+                    vec![
+                        (":held", string(RewardStatus::Held.as_str())),
+                        (":holds", number(release.holds_before)),
+                    ],
                 )?,
             ));
         }
-        if let Some(qualification) = &plan.qualified {
-            let key = keys::referrer_stats(
-                &qualification.tenant,
-                &qualification.referrer,
-                &qualification.program_id,
-            );
-            let condition = if qualification.seen == 0 {
+        for stats in &plan.stats {
+            let key = keys::referrer_stats(&stats.tenant, &stats.referrer, &stats.program_id);
+            let condition = if stats.seen == 0 {
                 "attribute_not_exists(qualified) OR qualified = :seen"
             } else {
                 "qualified = :seen"
             };
-            let update = Update::builder()
-                .table_name(self.table())
-                .set_key(Some(key_item(&key)))
-                .update_expression("SET entity_type = :type ADD qualified :one")
-                .condition_expression(condition)
-                .expression_attribute_values(":type", string("referrer_stats"))
-                .expression_attribute_values(":one", number(1))
-                .expression_attribute_values(":seen", number(qualification.seen))
-                .build()
-                .map_err(Error::internal)?;
-            actions.push((
-                Action::Qualification,
-                TransactWriteItem::builder().update(update).build(),
-            ));
+            let action = if stats.increment {
+                let mut expression = Expression::default();
+                expression.set(keys::ENTITY_TYPE, string("referrer_stats"));
+                expression.add("qualified", 1);
+                expression.update(
+                    self.table(),
+                    &key,
+                    Some((condition, vec![(":seen", number(stats.seen))])),
+                )?
+            } else {
+                let check = ConditionCheck::builder()
+                    .table_name(self.table())
+                    .set_key(Some(key_item(&key)))
+                    .condition_expression(condition)
+                    .expression_attribute_values(":seen", number(stats.seen))
+                    .build()
+                    .map_err(Error::internal)?;
+                TransactWriteItem::builder().condition_check(check).build()
+            };
+            actions.push((Action::Stats, action));
         }
         if let Some(owner) = &plan.email_owner {
             let mut item = key_item(&keys::email_owner(&owner.tenant, &owner.email));
@@ -236,14 +373,71 @@ impl DynamoStore {
                 TransactWriteItem::builder().put(put).build(),
             ));
         }
-        if actions.len() > MAX_ACTIONS {
-            return Err(Error::internal(format!(
-                "a plan of {} writes exceeds one transaction",
-                actions.len()
-            )));
+        for job in &plan.release_jobs {
+            let key = release_job_key(job);
+            let mut item: Item = serde_dynamo::to_item(job).map_err(Error::internal)?;
+            item.extend(key_item(&key));
+            item.insert(keys::ENTITY_TYPE.to_owned(), string(RELEASE_JOB_ENTITY));
+            let item = with_gsi2(
+                item,
+                keys::release_job_pending(&clock::format(job.created), &key),
+            );
+            let put = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(item))
+                .build()
+                .map_err(Error::internal)?;
+            actions.push((
+                Action::ReleaseJob,
+                TransactWriteItem::builder().put(put).build(),
+            ));
         }
+        for job in &plan.finished_jobs {
+            let delete = Delete::builder()
+                .table_name(self.table())
+                .set_key(Some(key_item(&release_job_key(job))))
+                .condition_expression("attribute_not_exists(PK) OR created = :created")
+                .expression_attribute_values(":created", string(clock::format(job.created)))
+                .build()
+                .map_err(Error::internal)?;
+            actions.push((
+                Action::FinishedJob,
+                TransactWriteItem::builder().delete(delete).build(),
+            ));
+        }
+        check_actions(&actions)?;
         Ok(actions)
     }
+}
+
+/// A plan's transaction is checked before DynamoDB sees it: at most [`MAX_ACTIONS`] actions and
+/// no item written twice (either is a `ValidationException` there, and a bug here: the domain
+/// keeps plans within both).
+fn check_actions(actions: &[(Action, TransactWriteItem)]) -> Result<()> {
+    if actions.len() > MAX_ACTIONS {
+        return Err(Error::internal(format!(
+            "a plan of {} writes exceeds one transaction",
+            actions.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (kind, action) in actions {
+        let key = action
+            .put()
+            .map(|put| put.item())
+            .or_else(|| action.update().map(|update| update.key()))
+            .or_else(|| action.delete().map(|delete| delete.key()))
+            .or_else(|| action.condition_check().map(|check| check.key()));
+        let Some(key) = key else { continue };
+        let pk = key.get(keys::PK).and_then(|v| v.as_s().ok()).cloned();
+        let sk = key.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
+        if !seen.insert((pk.clone(), sk.clone())) {
+            return Err(Error::internal(format!(
+                "a plan writes the item {pk:?}/{sk:?} twice ({kind:?})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl ReferralStore for DynamoStore {
@@ -267,11 +461,13 @@ impl ReferralStore for DynamoStore {
             Committed::EventSeen
         } else if failed.contains(&Action::NewRelation) {
             Committed::RelationTaken
-        } else if failed.contains(&Action::Code) {
+        } else if failed.contains(&Action::SignupCode) {
             Committed::CodeRefused
-        } else if failed.contains(&Action::Balance) {
+        } else if failed.contains(&Action::Limit) {
+            Committed::LimitReached
+        } else if failed.contains(&Action::Code) {
             return Err(Error::internal(
-                "a reward names a promoter item that does not exist",
+                "a plan counts on a code item that does not exist",
             ));
         } else {
             Committed::Stale
@@ -303,52 +499,119 @@ impl ReferralStore for DynamoStore {
 
     async fn relation_rewards(&self, relation: &Referral) -> Result<Vec<Reward>> {
         let prefix = keys::relation_rewards_prefix(&relation.id);
-        let mut rewards = Vec::new();
-        for user in [&relation.referrer_user_id, &relation.referred_user_id] {
-            let partition = keys::user_partition(&relation.tenant, user);
-            for item in self.query_prefix(&partition, &prefix, None).await? {
-                rewards.push(from_item(item)?);
-            }
-        }
-        Ok(rewards)
+        let referrer_partition = keys::user_partition(&relation.tenant, &relation.referrer_user_id);
+        let referred_partition = keys::user_partition(&relation.tenant, &relation.referred_user_id);
+        let (referrer, referred) = tokio::join!(
+            self.query_prefix(&referrer_partition, &prefix, None),
+            self.query_prefix(&referred_partition, &prefix, None),
+        );
+        referrer?
+            .into_iter()
+            .chain(referred?)
+            .map(from_item)
+            .collect()
     }
 
-    async fn held_referrer_rewards(
+    async fn relation_rewards_page(
+        &self,
+        relation: &Referral,
+        page: &crate::page::PageRequest,
+    ) -> Result<crate::page::Page<Reward>> {
+        // The cursor is `{side}|{last reward id}`: the referrer's partition is read first.
+        let prefix = keys::relation_rewards_prefix(&relation.id);
+        let sides = [&relation.referrer_user_id, &relation.referred_user_id];
+        let (mut side, mut after) = match &page.cursor {
+            Some(cursor) => {
+                let text = super::decode_cursor(cursor, "")?;
+                let invalid = || Error::invalid("cursor", "is not a cursor this list returned");
+                let (side, id) = text.split_once('|').ok_or_else(invalid)?;
+                let side: usize = side.parse().ok().filter(|s| *s < 2).ok_or_else(invalid)?;
+                (side, Some(id.to_owned()))
+            }
+            None => (0, None),
+        };
+        let mut items = Vec::new();
+        while side < 2 && items.len() < page.limit {
+            let partition = keys::user_partition(&relation.tenant, sides[side]);
+            let start = after
+                .take()
+                .map(|id| key_item(&keys::reward(&relation.tenant, sides[side], &id)));
+            let request = crate::page::PageRequest {
+                limit: page.limit - items.len(),
+                cursor: None,
+            };
+            let found: crate::page::Page<Reward> = self
+                .query_page(
+                    None,
+                    &partition,
+                    Some(&prefix),
+                    false,
+                    &request,
+                    start,
+                    |r: &Reward| r.id.clone(),
+                )
+                .await?;
+            let more = found.next_cursor.is_some();
+            items.extend(found.items);
+            if more {
+                let last = items
+                    .last()
+                    .map(|r: &Reward| r.id.clone())
+                    .unwrap_or_default();
+                return Ok(crate::page::Page {
+                    items,
+                    next_cursor: Some(super::encode_cursor(&format!("{side}|{last}"))),
+                });
+            }
+            side += 1;
+        }
+        let next_cursor = (side < 2).then(|| {
+            let last = items.last().map(|r| r.id.clone()).unwrap_or_default();
+            super::encode_cursor(&format!("{}|{last}", side.saturating_sub(1)))
+        });
+        Ok(crate::page::Page { items, next_cursor })
+    }
+
+    async fn held_rewards(
         &self,
         tenant: &str,
-        referrer: &str,
+        user: &str,
         program_id: &str,
+        relation_id: Option<&str>,
     ) -> Result<Vec<Reward>> {
         let filter = Filter {
-            expression: "#status = :fheld AND program_id = :fprogram AND recipient = :freferrer",
+            expression: "#status = :fheld AND program_id = :fprogram",
             names: vec![("#status", "status")],
             values: vec![
                 (":fheld", string(RewardStatus::Held.as_str())),
                 (":fprogram", string(program_id)),
-                (":freferrer", string("referrer")),
             ],
         };
-        self.query_prefix(
-            &keys::user_partition(tenant, referrer),
-            keys::REWARD_PREFIX,
-            Some(filter),
-        )
-        .await?
-        .into_iter()
-        .map(from_item)
-        .collect()
+        let prefix = match relation_id {
+            Some(relation) => keys::relation_rewards_prefix(relation),
+            None => keys::REWARD_PREFIX.to_owned(),
+        };
+        self.query_prefix(&keys::user_partition(tenant, user), &prefix, Some(filter))
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
-    async fn event_response(
+    async fn recorded_event(
         &self,
         tenant: &str,
         kind: &str,
         event_id: &str,
-    ) -> Result<Option<String>> {
-        Ok(self
-            .get(&keys::event(tenant, kind, event_id))
-            .await?
-            .and_then(|item| item.get("response").and_then(|v| v.as_s().ok()).cloned()))
+    ) -> Result<Option<RecordedEvent>> {
+        let Some(item) = self.get(&keys::event(tenant, kind, event_id)).await? else {
+            return Ok(None);
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Ok(text("response").map(|response| RecordedEvent {
+            fingerprint: text("fingerprint"),
+            response,
+        }))
     }
 
     async fn qualified_referrals(
@@ -365,10 +628,113 @@ impl ReferralStore for DynamoStore {
             .unwrap_or(0))
     }
 
-    async fn promoter_code_of(&self, tenant: &str, user: &str) -> Result<Option<String>> {
-        Ok(self
-            .get(&keys::promoter_guard(tenant, user))
-            .await?
-            .and_then(|item| item.get("owner_id").and_then(|v| v.as_s().ok()).cloned()))
+    async fn rewards_by_id(&self, tenant: &str, ids: &[(String, String)]) -> Result<Vec<Reward>> {
+        let mut found = Vec::new();
+        let table = self.table().to_owned();
+        let mut unique: Vec<&(String, String)> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|(user, id)| key_item(&keys::reward(tenant, user, id)))
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(Error::internal)?,
+            );
+            // BatchGetItem may leave keys unprocessed under load: ask again for those.
+            while let Some(request) = pending.take() {
+                if request.keys().is_empty() {
+                    break;
+                }
+                let output = self
+                    .client()
+                    .batch_get_item()
+                    .set_request_items(Some(HashMap::from([(table.clone(), request)])))
+                    .send()
+                    .await
+                    .map_err(|error| sdk_error("BatchGetItem", error))?;
+                if let Some(mut responses) = output.responses
+                    && let Some(items) = responses.remove(&table)
+                {
+                    for item in items {
+                        found.push(from_item(item)?);
+                    }
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut unprocessed| unprocessed.remove(&table));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn release_jobs_before(
+        &self,
+        before: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<ReleaseJob>> {
+        let output = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI2)
+            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .expression_attribute_names("#pk", keys::GSI2PK)
+            .expression_attribute_names("#sk", keys::GSI2SK)
+            .expression_attribute_values(":pk", string(keys::RELEASES_PENDING))
+            .expression_attribute_values(":before", string(clock::format(before)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|error| sdk_error("Query", error))?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}
+
+/// Balances of one user, per currency, from their items.
+pub(super) fn balances_from(items: Vec<Item>) -> Result<crate::domain::ledger::Balances> {
+    let mut balances = Vec::new();
+    for item in items {
+        if item
+            .get(keys::ENTITY_TYPE)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            == Some(BALANCE_ENTITY)
+        {
+            balances.push(from_item(item)?);
+        }
+    }
+    Ok(crate::domain::ledger::Balances(balances))
+}
+
+/// Balances a test or a tool writes with a reward: the reward's effect on its recipient.
+pub(super) fn balance_of(reward: &Reward) -> BTreeMap<BalanceKey, BalanceChange> {
+    let mut plan = Plan::default();
+    plan.earn(reward);
+    plan.balances
+}
+
+impl DynamoStore {
+    /// Writes a reward and its effect on its recipient's balance, in one transaction; `false`
+    /// if the reward exists already. For tests and tools that seed a ledger.
+    pub async fn record_reward(&self, reward: &Reward) -> Result<bool> {
+        let now = clock::format(reward.updated);
+        let mut actions = vec![self.put_new(reward_item(reward)?)?];
+        for (key, change) in balance_of(reward) {
+            actions.push(self.balance_action(&key, &change, &now)?);
+        }
+        match self.transact(actions).await? {
+            Outcome::Written => Ok(true),
+            Outcome::ConditionsFailed(_) => Ok(false),
+        }
     }
 }
