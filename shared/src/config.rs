@@ -34,12 +34,34 @@ pub const DEV_JWT_SECRET: &str = "local-dev-secret-do-not-use-in-production";
 /// Shortest accepted HS256 secret, in bytes.
 pub const MIN_JWT_SECRET_LEN: usize = 16;
 
+/// A secret from the configuration: its `Debug` shows no more than its length, so logging a
+/// configuration never leaks it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that signs or verifies with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret(<{} bytes, redacted>)", self.0.len())
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `TABLE_NAME`: the single DynamoDB table.
     pub table_name: String,
     /// `JWT_SECRET`: HS256 secret bearer tokens are signed with.
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
     /// `QUEUE_URL`: the billing-credit queue (used by the functions that produce rewards).
     pub queue_url: Option<String>,
     /// `PUBLIC_BASE_URL`: base of referral links.
@@ -69,7 +91,7 @@ impl Config {
         }
         Ok(Config {
             table_name: required("TABLE_NAME")?,
-            jwt_secret,
+            jwt_secret: Secret::new(jwt_secret),
             queue_url: get("QUEUE_URL"),
             public_base_url: get("PUBLIC_BASE_URL").map(|url| url.trim_end_matches('/').to_owned()),
             landing_url: get("LANDING_URL"),
@@ -105,6 +127,21 @@ mod tests {
             Some("https://api.example.com")
         );
         assert_eq!(config.queue_url, None);
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let config = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "referrals"),
+            ("JWT_SECRET", "a-very-secret-signing-key-0123456789"),
+        ]))
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("a-very-secret"), "{printed}");
+        assert!(
+            printed.contains("referrals"),
+            "the rest is shown: {printed}"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! and the last attempt marks the reward `failed`); any other answer marks it `failed` at once.
 //! Messages of one batch are delivered concurrently.
 //!
+//! Redirects are not followed (a 3xx refuses the credit) and at most 4 KiB of an answer is read.
+//!
 //! Per message: 1 `UpdateItem` (claim) + the callback + 1 `UpdateItem` (credited or failed).
 
 use std::time::Duration;
@@ -22,7 +24,7 @@ pub struct Settings {
     /// `BILLING_CALLBACK_URL`: may contain `{user_id}`.
     pub callback_url: String,
     /// `BILLING_SIGNING_SECRET`.
-    pub signing_secret: String,
+    pub signing_secret: referral::config::Secret,
     /// `BILLING_TIMEOUT_MS` (default 5000): the whole callback, connecting included.
     pub timeout: Duration,
     /// `MAX_RECEIVE_COUNT` (default 5): the queue's redrive limit; the attempt that reaches it
@@ -44,7 +46,7 @@ impl Settings {
         };
         Ok(Settings {
             callback_url: required("BILLING_CALLBACK_URL")?,
-            signing_secret: required("BILLING_SIGNING_SECRET")?,
+            signing_secret: referral::config::Secret::new(required("BILLING_SIGNING_SECRET")?),
             timeout: Duration::from_millis(number("BILLING_TIMEOUT_MS", 5000)?),
             max_receive_count: number("MAX_RECEIVE_COUNT", 5)? as u32,
         })
@@ -69,9 +71,12 @@ enum Done {
 impl<S: BillingStore> Consumer<S> {
     /// Built once per cold start: the HTTP client keeps its connections and TLS set-up.
     pub fn new(store: S, settings: Settings) -> Self {
+        // Redirects are not followed: a 3xx is billing's answer (a refusal), never a reason to
+        // send the credit somewhere else, or as a GET that books nothing.
         let http = reqwest::Client::builder()
             .connect_timeout(settings.timeout.min(Duration::from_secs(2)))
             .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client builds with static settings");
         Consumer {
@@ -140,7 +145,11 @@ impl<S: BillingStore> Consumer<S> {
         };
         // The stored reward is the truth: send what it says.
         let body = serde_json::to_vec(&CreditMessage::of(&reward)).map_err(Error::internal)?;
-        let signature = billing::sign(&self.settings.signing_secret, now.unix_timestamp(), &body);
+        let signature = billing::sign(
+            self.settings.signing_secret.expose(),
+            now.unix_timestamp(),
+            &body,
+        );
         let verdict = match self
             .http
             .post(billing::callback_url(
@@ -156,7 +165,7 @@ impl<S: BillingStore> Consumer<S> {
         {
             Ok(response) => {
                 let status = response.status().as_u16();
-                billing::classify(status, &response.text().await.unwrap_or_default())
+                billing::classify(status, &capped_text(response).await)
             }
             Err(error) if error.is_timeout() => Verdict::Retry("billing timed out".into()),
             Err(_) => Verdict::Retry("billing unreachable".into()),
@@ -188,6 +197,23 @@ impl<S: BillingStore> Consumer<S> {
     }
 }
 
+/// At most this much of billing's answer is read (for the error excerpt).
+pub const MAX_ANSWER_BYTES: usize = 4096;
+
+/// The start of an answer's body, at most [`MAX_ANSWER_BYTES`]: an answer that never ends is
+/// not waited for.
+async fn capped_text(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < MAX_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(MAX_ANSWER_BYTES);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// How often SQS has delivered this message (1 the first time).
 fn receive_count(message: &SqsMessage) -> u32 {
     message
@@ -195,4 +221,22 @@ fn receive_count(message: &SqsMessage) -> u32 {
         .get("ApproximateReceiveCount")
         .and_then(|count| count.parse().ok())
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_signing_secret() {
+        let settings = Settings::from_lookup(|name| match name {
+            "BILLING_CALLBACK_URL" => Some("https://billing.example.com/{user_id}".into()),
+            "BILLING_SIGNING_SECRET" => Some("whisper-0123456789".into()),
+            _ => None,
+        })
+        .unwrap();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("whisper"), "{printed}");
+        assert!(printed.contains("billing.example.com"), "{printed}");
+    }
 }

@@ -69,7 +69,7 @@ impl AppState {
         };
         AppState(Arc::new(Services {
             store: DynamoStore::new(dynamodb, &config.table_name),
-            tokens: TokenVerifier::new(&config.jwt_secret),
+            tokens: TokenVerifier::new(config.jwt_secret.expose()),
             config,
             queue,
         }))

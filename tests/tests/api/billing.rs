@@ -91,7 +91,7 @@ impl Receiver {
             store,
             Settings {
                 callback_url: self.url.clone(),
-                signing_secret: SIGNING_SECRET.to_owned(),
+                signing_secret: referral::config::Secret::new(SIGNING_SECRET),
                 timeout,
                 max_receive_count: 5,
             },
@@ -643,5 +643,150 @@ async fn a_sign_up_with_a_reward_due_costs_one_queue_send_more() {
     assert_eq!(
         calls,
         ["GetItem", "Query", "SendMessageBatch", "TransactWriteItems"]
+    );
+}
+
+/// A billing system answering with a redirect, or with an answer that never ends, on
+/// 127.0.0.1. `/elsewhere` counts the requests that reach it.
+async fn hostile_billing() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::response::IntoResponse;
+    let elsewhere = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hits = elsewhere.clone();
+    let app = Router::new()
+        .route(
+            "/redirect/{user_id}",
+            post(|| async { (StatusCode::FOUND, [("location", "/elsewhere")]).into_response() }),
+        )
+        .route(
+            "/elsewhere",
+            axum::routing::any(move || {
+                let hits = hits.clone();
+                async move {
+                    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    StatusCode::OK
+                }
+            }),
+        )
+        .route(
+            "/endless/{user_id}",
+            post(|| async {
+                let chunks = futures::stream::repeat_with(|| {
+                    Ok::<_, std::io::Error>(Bytes::from_static(&[b'x'; 16 * 1024]))
+                });
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::body::Body::from_stream(chunks),
+                )
+                    .into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://127.0.0.1:{port}"), elsewhere)
+}
+
+fn consumer_to(api: &Api, url: String) -> Consumer<DynamoStore> {
+    Consumer::new(
+        api.store.clone(),
+        Settings {
+            callback_url: url,
+            signing_secret: referral::config::Secret::new(SIGNING_SECRET),
+            timeout: Duration::from_secs(3),
+            max_receive_count: 5,
+        },
+    )
+}
+
+/// Seen: a 302 from billing was followed with a GET and the reward marked credited though no
+/// credit was booked. A redirect is an answer like any other 3xx: the credit is refused.
+#[tokio::test]
+async fn billing_redirects_are_not_followed() {
+    let (base, elsewhere) = hostile_billing().await;
+    let (api, code) = tenant().await;
+    let reward = signed_up(&api, &code, "bob").await;
+    let consumer = consumer_to(&api, format!("{base}/redirect/{{user_id}}"));
+    let response = consumer.handle(batch(&[&reward], 1)).await;
+    assert!(failed_ids(&response).is_empty(), "refused for good");
+    let stored = stored(&api, &reward).await;
+    assert_eq!(stored.status, RewardStatus::Failed, "{stored:?}");
+    assert!(
+        stored
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("billing answered 302")),
+        "{stored:?}"
+    );
+    assert_eq!(elsewhere.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+/// An answer whose body never ends is read up to a cap, then judged by its status: a 503 is
+/// retried with its excerpt, not left to time out.
+#[tokio::test]
+async fn billing_answers_are_read_up_to_a_cap() {
+    let (base, _) = hostile_billing().await;
+    let (api, code) = tenant().await;
+    let reward = signed_up(&api, &code, "bob").await;
+    let consumer = consumer_to(&api, format!("{base}/endless/{{user_id}}"));
+    let response = consumer.handle(batch(&[&reward], 1)).await;
+    assert_eq!(failed_ids(&response).len(), 1, "retried");
+    let stored = stored(&api, &reward).await;
+    assert_eq!(stored.status, RewardStatus::Pending);
+    let error = stored.last_error.unwrap_or_default();
+    assert!(error.starts_with("billing answered 503: xxx"), "{error}");
+}
+
+/// Seen: a relation's `commission_status` stayed `pending` after billing credited the reward.
+/// Relations answer their latest referrer reward's current status.
+#[tokio::test]
+async fn a_relations_commission_status_follows_its_reward() {
+    let receiver = Receiver::start().await;
+    let (api, code) = tenant().await;
+    let referee = signed_up(&api, &code, "bob").await;
+    let service = token(&api.tenant, "backend", Role::Service);
+    let (status, outcome) = api
+        .call(
+            Method::POST,
+            "/v1/events/invoices",
+            Some(&service),
+            Some(json!({"event_id": "inv-1", "user_id": "bob", "amount_paid": 6000, "currency": "USD"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    let commission: Reward = serde_json::from_value(outcome["rewards"][0].clone()).unwrap();
+    let relation_id = commission.referral_id.clone().unwrap();
+    let relation = |api: Api| {
+        let relation_id = relation_id.clone();
+        async move {
+            let (status, relation) = api
+                .admin(Method::GET, &format!("/v1/referrals/{relation_id}"), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{relation}");
+            relation
+        }
+    };
+    assert_eq!(relation(api.clone()).await["commission_status"], "pending");
+    let consumer = receiver.consumer(api.store.clone(), Duration::from_secs(2));
+    consumer.handle(batch(&[&referee, &commission], 1)).await;
+    assert_eq!(relation(api.clone()).await["commission_status"], "credited");
+    let alice = token(&api.tenant, "alice", Role::Promoter);
+    let (_, list) = api
+        .call(
+            Method::GET,
+            "/v1/promoters/me/referrals",
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        list["results"][0]["commission_status"], "credited",
+        "{list}"
+    );
+    let (_, found) = api
+        .admin(Method::GET, "/v1/referrals?user=alice", None)
+        .await;
+    assert_eq!(
+        found["items"][0]["commission_status"], "credited",
+        "{found}"
     );
 }

@@ -160,3 +160,30 @@ async fn sign_ups_whose_commit_answer_is_lost_are_answered_as_committed() {
         "every lost answer was replayed by its token: {stats}"
     );
 }
+
+/// Seen: `/r/{code}` answered 500 when counting the click failed. A click always redirects;
+/// counting is best effort.
+#[tokio::test]
+async fn a_click_redirects_even_when_counting_fails() {
+    let emulator = FaultyEmulator::start("");
+    let api = Api::on_faulty(&emulator).await;
+    let code = promoter(&api, "alice").await["referral_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    emulator.set_faults("throttle=1.0,seed=2").await;
+    let request = axum::http::Request::builder()
+        .uri(format!("/r/{}", code.to_lowercase()))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(api.router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.ends_with(&format!("ref={code}")),
+        "the visitor keeps the code they followed: {location}"
+    );
+    assert!(emulator.injected("throttle").await > 0);
+}

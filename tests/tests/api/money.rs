@@ -652,3 +652,185 @@ async fn an_invoice_says_what_happened_in_each_relation() {
     expected.sort();
     assert_eq!(relations, expected, "{outcome}");
 }
+
+/// Every reward is visible: the promoter's own (filtered by status, paged), the tenant's by
+/// status, a relation's; `held` ones say why.
+#[tokio::test]
+async fn every_reward_is_visible_by_status_and_relation() {
+    let api = Api::new().await;
+    api.program(
+        json!({"name": "Visible", "currency": "USD", "min_referrals": 2, "rewards": [
+        {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 500},
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "amount": 10,
+         "delivery": "payout"}]}),
+    )
+    .await;
+    let code = api.code_of("alice").await;
+    let relation = api
+        .signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await["referral"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..5 {
+        api.invoiced(json!({"event_id": format!("inv-{i}"), "user_id": "bob",
+                            "amount_paid": 100, "currency": "USD"}))
+            .await;
+    }
+    // Alice's, two at a time, newest first.
+    let mut held = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = api
+            .as_promoter(
+                "alice",
+                Method::GET,
+                &format!("/v1/promoters/me/rewards?status=held&limit=2{cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        held.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    let events: Vec<&str> = held
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().rsplit('.').next().unwrap())
+        .collect();
+    assert_eq!(events, ["inv-4", "inv-3", "inv-2", "inv-1", "inv-0"]);
+    assert!(held.iter().all(|r| r["holds"] == json!(["min_referrals"])));
+    let (_, credited) = api
+        .as_promoter(
+            "alice",
+            Method::GET,
+            "/v1/promoters/me/rewards?status=credited",
+            None,
+        )
+        .await;
+    assert_eq!(credited["items"], json!([]));
+    assert_error(
+        &api.as_promoter(
+            "alice",
+            Method::GET,
+            "/v1/promoters/me/rewards?status=paid",
+            None,
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+
+    // The tenant's, by status; another tenant sees none of them.
+    let (_, tenant_held) = api
+        .admin(Method::GET, "/v1/rewards?status=held", None)
+        .await;
+    assert_eq!(tenant_held["items"].as_array().unwrap().len(), 5);
+    let (_, pending) = api
+        .admin(Method::GET, "/v1/rewards?status=pending", None)
+        .await;
+    assert_eq!(pending["items"][0]["user_id"], "bob", "{pending}");
+    let (_, foreign) = api
+        .other_tenant()
+        .admin(Method::GET, "/v1/rewards?status=held", None)
+        .await;
+    assert_eq!(foreign["items"], json!([]));
+
+    // The relation's: the referrer's, then the referred user's.
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = api
+            .service(
+                Method::GET,
+                &format!("/v1/referrals/{relation}/rewards?limit=4{cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        all.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    let owners: Vec<&str> = all.iter().map(|r| r["user_id"].as_str().unwrap()).collect();
+    assert_eq!(owners, ["alice", "alice", "alice", "alice", "alice", "bob"]);
+    assert_error(
+        &api.other_tenant()
+            .service(
+                Method::GET,
+                &format!("/v1/referrals/{relation}/rewards"),
+                None,
+            )
+            .await,
+        404,
+        "not_found",
+    );
+}
+
+/// A release cut short (the function stopped after its transaction recorded the job) is
+/// finished by the reconciler: nothing stays held whose conditions hold.
+#[tokio::test]
+async fn the_reconciler_finishes_a_release_cut_short() {
+    use referral::store::{Plan, ReferralStore, ReleaseJob};
+
+    let api = Api::new().await;
+    let program = api
+        .program(
+            json!({"name": "Resumed", "currency": "USD", "min_referrals": 2, "rewards": [
+            {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "amount": 10,
+             "delivery": "payout"}]}),
+        )
+        .await;
+    let code = api.code_of("alice").await;
+    api.signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    for i in 0..3 {
+        api.invoiced(json!({"event_id": format!("inv-{i}"), "user_id": "bob",
+                            "amount_paid": 100, "currency": "USD"}))
+            .await;
+    }
+    // A crossing of min_referrals committed with its job, whose run never happened.
+    let mut crossing = Plan::default();
+    crossing.stats(&api.tenant, "alice", &program, 1, true);
+    crossing.release_jobs.push(ReleaseJob {
+        tenant: api.tenant.clone(),
+        user_id: "alice".into(),
+        program_id: program.clone(),
+        relation_id: None,
+        min_referrals_met: true,
+        created: referral::clock::now() - time::Duration::minutes(5),
+    });
+    assert_eq!(
+        api.store.apply(&crossing).await.unwrap(),
+        referral::store::Committed::Done
+    );
+    assert_eq!(api.me("alice").await["current_balance"], 0, "stranded");
+
+    let released =
+        referral::delivery::reconcile::resume_release_jobs(&api.store, time::Duration::minutes(1))
+            .await
+            .unwrap();
+    let mine: Vec<_> = released.iter().filter(|r| r.tenant == api.tenant).collect();
+    assert_eq!(mine.len(), 3);
+    assert_eq!(api.me("alice").await["current_balance"], 30);
+    assert!(
+        all_rewards(&api, "alice")
+            .await
+            .iter()
+            .all(|r| r["status"] == "credited")
+    );
+    assert_balances_match_ledger(&api, "alice").await;
+    let again = api
+        .store
+        .release_jobs_before(referral::clock::now(), 1000)
+        .await
+        .unwrap();
+    assert!(
+        again.iter().all(|job| job.tenant != api.tenant),
+        "the job is gone"
+    );
+}

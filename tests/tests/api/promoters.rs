@@ -639,3 +639,158 @@ async fn me_routes_are_for_promoter_tokens() {
         "refused requests touch no table"
     );
 }
+
+/// Seed 001's `commission_rate` could never be set. An admin sets a promoter's own rate; it
+/// replaces the program's percent on their next invoices, and `null` returns to the program's.
+#[tokio::test]
+async fn admins_set_a_promoters_own_commission_rate() {
+    let api = Api::new().await;
+    api.program(json!({"name": "Commission", "currency": "USD", "rewards": [
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 10.0,
+         "delivery": "payout"}]}))
+        .await;
+    let code = api.code_of("alice").await;
+    api.signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    let pay = |event: &'static str| {
+        let api = api.clone();
+        async move {
+            api.invoiced(
+                json!({"event_id": event, "user_id": "bob", "amount_paid": 1000,
+                                "currency": "USD"}),
+            )
+            .await["acquired_credit"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    assert_eq!(pay("inv-1").await, 100, "the program's 10 %");
+    let (status, alice) = api
+        .admin(
+            Method::PATCH,
+            "/v1/promoters/alice",
+            Some(json!({"commission_rate": 25.0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{alice}");
+    assert_eq!(alice["commission_rate"], 25.0);
+    assert_eq!(pay("inv-2").await, 250, "her own 25 %");
+    let (_, list) = as_promoter(
+        &api,
+        "alice",
+        Method::GET,
+        "/v1/promoters/me/referrals",
+        None,
+    )
+    .await;
+    assert_eq!(list["results"][0]["commission_rate"], 25.0, "{list}");
+    api.admin(
+        Method::PATCH,
+        "/v1/promoters/alice",
+        Some(json!({"commission_rate": null})),
+    )
+    .await;
+    assert_eq!(pay("inv-3").await, 100, "back to the program's");
+    for bad in [
+        json!({"commission_rate": 0}),
+        json!({"commission_rate": 101}),
+        json!({}),
+    ] {
+        assert_error(
+            &api.admin(Method::PATCH, "/v1/promoters/alice", Some(bad))
+                .await,
+            400,
+            "invalid_request",
+        );
+    }
+    assert_error(
+        &api.admin(
+            Method::PATCH,
+            "/v1/promoters/nobody",
+            Some(json!({"commission_rate": 5})),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    let forbidden = as_promoter(
+        &api,
+        "alice",
+        Method::PATCH,
+        "/v1/promoters/alice",
+        Some(json!({"commission_rate": 90})),
+    )
+    .await;
+    assert_error(&forbidden, 403, "forbidden");
+}
+
+/// The statement (seed 000) and a promoter's codes (seed 002) were only the promoter's own:
+/// the tenant's backend and admins read them for any user.
+#[tokio::test]
+async fn admins_and_the_backend_read_any_statement_and_admins_any_codes() {
+    let api = Api::new().await;
+    let program = api
+        .program(json!({"name": "Statements", "currency": "USD", "rewards": [
+            {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 300}]}))
+        .await;
+    let code = api.code_of("alice").await;
+    api.signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    let (_, own) = as_promoter(
+        &api,
+        "alice",
+        Method::GET,
+        "/v1/promoters/me/statement",
+        None,
+    )
+    .await;
+    let (status, by_admin) = api
+        .admin(Method::GET, "/v1/promoters/alice/statement", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_admin}");
+    assert_eq!(by_admin, own);
+    assert_eq!(by_admin["acquired_credit"], 300);
+    let (status, by_backend) = api
+        .service(Method::GET, "/v1/promoters/alice/statement", None)
+        .await;
+    assert_eq!((status, &by_backend), (StatusCode::OK, &own));
+
+    api.admin(
+        Method::POST,
+        "/v1/promoters/alice/codes",
+        Some(json!({"program_id": program, "code": "ALICE-2"})),
+    )
+    .await;
+    let (_, mine) = as_promoter(&api, "alice", Method::GET, "/v1/promoters/me/codes", None).await;
+    let (status, theirs) = api
+        .admin(Method::GET, "/v1/promoters/alice/codes", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    assert_eq!(theirs, mine);
+    let codes: Vec<&str> = theirs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, [code.as_str(), "ALICE-2"]);
+    assert_eq!(theirs["items"][0]["referred_users"][0]["user_id"], "bob");
+    assert_error(
+        &api.admin(Method::GET, "/v1/promoters/nobody/codes", None)
+            .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &as_promoter(
+            &api,
+            "alice",
+            Method::GET,
+            "/v1/promoters/alice/codes",
+            None,
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+}

@@ -832,3 +832,50 @@ async fn undelivered(api: &Api) -> Vec<Reward> {
     let later = referral::clock::now() + time::Duration::days(1);
     api.store.undelivered_before(later, 1000).await.unwrap()
 }
+
+/// Seen: the programs a sign-up decides on were read with an eventually consistent query (a
+/// program just paused could still take a sign-up). Every read of the table a sign-up or an
+/// invoice decides on is strongly consistent.
+#[tokio::test]
+async fn sign_ups_and_invoices_decide_on_consistent_reads() {
+    let bodies = crate::support::RequestBodies::default();
+    let sdk = referral::config::aws().await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(bodies.clone())
+            .build(),
+    );
+    crate::support::dynamodb(&Default::default()).await;
+    let state = referral::http::AppState::new(crate::support::config(), client, None);
+    let api = Api {
+        store: state.store.clone(),
+        router: local_stack::app(state),
+        ..Api::new().await
+    };
+    program(&api, json!({"name": "Consistent", "currency": "USD", "min_referrals": 1, "rewards": [
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 10, "delivery": "payout"}
+    ]}))
+    .await;
+    let code = code_of(&api, "alice").await;
+    bodies.take();
+    signed_up(&api, json!({"code": code, "referred_user_id": "bob"})).await;
+    invoice(
+        &api,
+        json!({"event_id": "i1", "user_id": "bob", "amount_paid": 1000, "currency": "USD"}),
+    )
+    .await;
+    let reads: Vec<(String, String)> = bodies
+        .take()
+        .into_iter()
+        .filter(|(operation, body)| {
+            matches!(operation.as_str(), "GetItem" | "Query") && !body.contains("\"IndexName\"")
+        })
+        .collect();
+    assert!(reads.len() >= 5, "{reads:?}");
+    for (operation, body) in reads {
+        assert!(
+            body.contains("\"ConsistentRead\":true"),
+            "{operation} read eventually consistent: {body}"
+        );
+    }
+}

@@ -56,6 +56,44 @@ impl Intercept for RoundTrips {
     }
 }
 
+/// Records the body of every DynamoDB request attempt (what a test needs to see of a request,
+/// such as `ConsistentRead`).
+#[derive(Clone, Debug, Default)]
+pub struct RequestBodies(Arc<Mutex<Vec<(String, String)>>>);
+
+impl RequestBodies {
+    /// `(operation, body)` of the requests sent since the last call.
+    pub fn take(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for RequestBodies {
+    fn name(&self) -> &'static str {
+        "RequestBodies"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map_or("unknown", |metadata| metadata.name())
+            .to_owned();
+        let body = context
+            .request()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        self.0.lock().unwrap().push((operation, body));
+        Ok(())
+    }
+}
+
 /// A DynamoDB client of the emulator that records its round trips. Fails (never skips) when
 /// the emulator is not there.
 pub async fn dynamodb(round_trips: &RoundTrips) -> aws_sdk_dynamodb::Client {

@@ -77,7 +77,16 @@ pub async fn change(
 pub struct AdminChange {
     /// The promoter's own commission rate on invoices (percent, 0 < rate <= 100), replacing
     /// the program's percent for their future invoices; `null` returns to the program's.
-    pub commission_rate: Option<f64>,
+    /// Required (absent and `null` differ).
+    #[serde(default, deserialize_with = "present_or_null")]
+    pub commission_rate: Option<Option<f64>>,
+}
+
+/// A field that may be a value or `null`, told apart from an absent one (`None`).
+fn present_or_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(deserializer).map(Some)
 }
 
 /// An admin sets a promoter's own commission rate (seed 001's `commission_rate`).
@@ -87,7 +96,13 @@ pub async fn admin_change(
     user: &str,
     input: &AdminChange,
 ) -> Result<Promoter> {
-    if let Some(rate) = input.commission_rate
+    let Some(rate) = input.commission_rate else {
+        return Err(Error::invalid(
+            "commission_rate",
+            "is required: a percent, or null for the program's",
+        ));
+    };
+    if let Some(rate) = rate
         && !(rate.is_finite() && rate > 0.0 && rate <= 100.0)
     {
         return Err(Error::invalid(
@@ -99,7 +114,7 @@ pub async fn admin_change(
     store
         .update_promoter(
             &promoter,
-            &PromoterChange::CommissionRate(input.commission_rate),
+            &PromoterChange::CommissionRate(rate),
             clock::now(),
         )
         .await
