@@ -13,5 +13,6 @@ mod money;
 mod programs;
 mod promoters;
 mod referrals;
+mod soak;
 mod support;
 mod template;
