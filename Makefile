@@ -37,13 +37,15 @@ dev: venv
 	cargo build -p local-stack --bin local-server
 	PORT=$(PORT) tests/emulator/with-emulator.sh $(EMULATOR_PORT) target/debug/local-server
 
-## make test: format and lints, template checks (cfn-lint, sam validate), contract fuzzing of the
-## local server against openapi.yaml, then every unit and integration test (cargo nextest), each
-## against an emulator of its own on a free port.
+## make test: format and lints, template checks (cfn-lint, sam validate), the README's walkthrough
+## run verbatim against the local server (its calls timed), contract fuzzing of the local server
+## against openapi.yaml, then every unit and integration test (cargo nextest; the soak test among
+## them, on an emulator of its own injecting faults), each run against an emulator of its own.
 test: venv sam-venv lint nextest
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	cargo build -p local-stack --bin local-server
+	tests/emulator/with-emulator.sh 0 tests/emulator/walkthrough.sh
 	tests/emulator/with-emulator.sh 0 tests/emulator/contract.sh
 	tests/emulator/with-emulator.sh 0 cargo nextest run --workspace --all-targets --no-fail-fast -j 6
 
