@@ -83,6 +83,31 @@ fn fingerprint(parts: &[&str]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The relations in which `user` was referred and the tenant's programs, read in parallel
+/// (strongly consistent: the event decides on them).
+async fn relations_of(
+    store: &(impl ReferralStore + ProgramStore),
+    tenant: &str,
+    user: &str,
+) -> Result<(Vec<Referral>, Vec<Program>)> {
+    let (relations, programs) = tokio::join!(
+        store.relations_of_referred(tenant, user),
+        all_programs(store, tenant),
+    );
+    Ok((relations?, programs?))
+}
+
+/// Each relation with its program (a relation of a program that no longer exists is skipped).
+fn with_programs(relations: Vec<Referral>, programs: &[Program]) -> Vec<(Referral, &Program)> {
+    relations
+        .into_iter()
+        .filter_map(|r| {
+            let program = programs.iter().find(|p| p.id == r.program_id)?;
+            Some((r, program))
+        })
+        .collect()
+}
+
 /// What the referrer of a relation is, for the rules: their qualified count in the program
 /// (when it has `min_referrals`) and their own commission rate (when it pays a percent of
 /// invoices to referrers).
@@ -166,18 +191,8 @@ pub async fn record_invoice(
     ]);
     let mut backoff = Backoff::new();
     loop {
-        let (relations, programs) = tokio::join!(
-            store.relations_of_referred(tenant, &user),
-            all_programs(store, tenant),
-        );
-        let (relations, programs) = (relations?, programs?);
-        let relations: Vec<(Referral, &Program)> = relations
-            .into_iter()
-            .filter_map(|r| {
-                let program = programs.iter().find(|p| p.id == r.program_id)?;
-                Some((r, program))
-            })
-            .collect();
+        let (relations, programs) = relations_of(store, tenant, &user).await?;
+        let relations = with_programs(relations, &programs);
         let facts = futures::future::join_all(relations.iter().map(|(relation, program)| {
             let rate_matters = program.currency == currency
                 && program.rewards.iter().any(|rule| {
@@ -382,18 +397,8 @@ pub async fn record_verification(
     let print = fingerprint(&["verification", &event, &user, outcome]);
     let mut backoff = Backoff::new();
     loop {
-        let (relations, programs) = tokio::join!(
-            store.relations_of_referred(tenant, &user),
-            all_programs(store, tenant),
-        );
-        let (relations, programs) = (relations?, programs?);
-        let relations: Vec<(Referral, &Program)> = relations
-            .into_iter()
-            .filter_map(|r| {
-                let program = programs.iter().find(|p| p.id == r.program_id)?;
-                Some((r, program))
-            })
-            .collect();
+        let (relations, programs) = relations_of(store, tenant, &user).await?;
+        let relations = with_programs(relations, &programs);
         let now = crate::clock::now();
         let mut plan = Plan::default();
         let codes: BTreeSet<&str> = relations

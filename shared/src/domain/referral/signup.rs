@@ -60,6 +60,23 @@ struct Referrer {
     commission_rate: Option<f64>,
 }
 
+impl Referrer {
+    /// A promoter referring through their primary code (named, linked or by invitation).
+    fn primary(p: promoter::Promoter, invited: bool) -> Self {
+        Referrer {
+            invited,
+            user_id: p.user_id,
+            promoter_code: p.referral_code.clone(),
+            code: p.referral_code,
+            terms: CodeTerms::default(),
+            limit: None,
+            program_id: None,
+            is_active: p.is_active,
+            commission_rate: p.commission_rate,
+        }
+    }
+}
+
 async fn resolve_referrer(
     store: &(impl CodeStore + PromoterStore + InvitationStore),
     tenant: &str,
@@ -69,17 +86,7 @@ async fn resolve_referrer(
         let unknown = || Error::invalid("code", "no such referral code");
         let canonical = code::normalize(code).ok_or_else(unknown)?;
         let referrer = match store.get_code(&canonical).await?.ok_or_else(unknown)? {
-            CodeItem::Promoter(p) if p.tenant == tenant => Referrer {
-                invited: false,
-                user_id: p.user_id,
-                promoter_code: p.referral_code.clone(),
-                code: p.referral_code,
-                terms: CodeTerms::default(),
-                limit: None,
-                program_id: None,
-                is_active: p.is_active,
-                commission_rate: p.commission_rate,
-            },
+            CodeItem::Promoter(p) if p.tenant == tenant => Referrer::primary(p, false),
             CodeItem::Extra(c) if c.tenant == tenant => Referrer {
                 invited: false,
                 user_id: c.user_id,
@@ -130,17 +137,7 @@ async fn resolve_referrer(
         }
     };
     let p = promoter::get_or_create(store, tenant, &user).await?;
-    Ok(Referrer {
-        invited,
-        user_id: p.user_id,
-        promoter_code: p.referral_code.clone(),
-        code: p.referral_code,
-        terms: CodeTerms::default(),
-        limit: None,
-        program_id: None,
-        is_active: p.is_active,
-        commission_rate: p.commission_rate,
-    })
+    Ok(Referrer::primary(p, invited))
 }
 
 /// The program a sign-up joins: the extra code's, else the one named, else the tenant's only

@@ -5,11 +5,12 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use time::OffsetDateTime;
 
 use super::{
-    DynamoStore, conditional, decode_cursor, from_item, key_item, number, sdk_error, string,
+    DynamoStore, conditional, decode_cursor, from_item, index_start, invalid_cursor, key_item,
+    number, string,
 };
 use crate::clock;
 use crate::domain::ledger::{Reward, RewardStatus};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::page::{Page, PageRequest};
 use crate::store::dynamo::keys;
 use crate::store::{BillingStore, Claim};
@@ -152,23 +153,8 @@ impl BillingStore for DynamoStore {
         before: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<Reward>> {
-        let output = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .index_name(keys::GSI2)
-            .key_condition_expression("#pk = :pk AND #sk < :before")
-            .expression_attribute_names("#pk", keys::GSI2PK)
-            .expression_attribute_names("#sk", keys::GSI2SK)
-            .expression_attribute_values(":pk", string(keys::UNDELIVERED_REWARDS))
-            .expression_attribute_values(":before", string(clock::format(before)))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|error| sdk_error("Query", error))?;
-        output
-            .items
-            .unwrap_or_default()
+        self.gsi2_before(keys::UNDELIVERED_REWARDS, &clock::format(before), limit)
+            .await?
             .into_iter()
             .map(from_item)
             .collect()
@@ -185,13 +171,13 @@ impl BillingStore for DynamoStore {
         let start = match &page.cursor {
             Some(cursor) => {
                 let decoded = decode_cursor(cursor, "")?;
-                let invalid = || Error::invalid("cursor", "is not a cursor this list returned");
-                let (sort, user) = decoded.rsplit_once('|').ok_or_else(invalid)?;
-                let (_, id) = sort.split_once('#').ok_or_else(invalid)?;
-                let mut key = key_item(&keys::reward(tenant, user, id));
-                key.insert(keys::GSI3PK.to_owned(), string(&partition));
-                key.insert(keys::GSI3SK.to_owned(), string(sort));
-                Some(key)
+                let (sort, user) = decoded.rsplit_once('|').ok_or_else(invalid_cursor)?;
+                let (_, id) = sort.split_once('#').ok_or_else(invalid_cursor)?;
+                Some(index_start(
+                    &keys::reward(tenant, user, id),
+                    (keys::GSI3PK, &partition),
+                    (keys::GSI3SK, sort),
+                ))
             }
             None => None,
         };

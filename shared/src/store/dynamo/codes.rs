@@ -8,7 +8,8 @@ use super::promoters::PROMOTER_ENTITY;
 use std::collections::BTreeMap;
 
 use super::{
-    DynamoStore, Item, conditional, decode_cursor, entity_item, from_item, key_item, number, string,
+    DynamoStore, Item, conditional, decode_cursor, entity_item, from_item, index_start, key_item,
+    number, string,
 };
 use crate::clock;
 use crate::domain::code::ReferralCode;
@@ -143,13 +144,11 @@ impl CodeStore for DynamoStore {
         let start = match &page.cursor {
             Some(cursor) => {
                 let code = decode_cursor(cursor, "")?;
-                let mut key = key_item(&keys::code(&code));
-                key.insert(keys::GSI1PK.to_owned(), string(&partition));
-                key.insert(
-                    keys::GSI1SK.to_owned(),
-                    string(keys::extra_code_gsi1sk(&code)),
-                );
-                Some(key)
+                Some(index_start(
+                    &keys::code(&code),
+                    (keys::GSI1PK, &partition),
+                    (keys::GSI1SK, &keys::extra_code_gsi1sk(&code)),
+                ))
             }
             None => None,
         };

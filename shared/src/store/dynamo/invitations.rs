@@ -1,13 +1,11 @@
 //! Email invitations and email owners in the single table.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{DynamoStore, Item, conditional, entity_item, from_item, key_item, sdk_error, string};
+use super::{DynamoStore, conditional, entity_item, from_item, key_item, string};
 use crate::domain::invitation::Invitation;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::dynamo::keys;
 use crate::store::{InvitationStore, Invited};
 
@@ -51,43 +49,15 @@ impl InvitationStore for DynamoStore {
     }
 
     async fn invitations(&self, tenant: &str, emails: &[String]) -> Result<Vec<Invitation>> {
-        let mut found = Vec::new();
-        let keys: Vec<Item> = emails
+        let keys = emails
             .iter()
             .map(|email| key_item(&keys::invitation(tenant, email)))
             .collect();
-        let table = self.table().to_owned();
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(Error::internal)?,
-        );
-        // BatchGetItem may leave keys unprocessed under load: ask again for those.
-        while let Some(request) = pending.take() {
-            if request.keys().is_empty() {
-                break;
-            }
-            let output = self
-                .client()
-                .batch_get_item()
-                .set_request_items(Some(HashMap::from([(table.clone(), request)])))
-                .send()
-                .await
-                .map_err(|error| sdk_error("BatchGetItem", error))?;
-            if let Some(mut responses) = output.responses
-                && let Some(items) = responses.remove(&table)
-            {
-                for item in items {
-                    found.push(from_item(item)?);
-                }
-            }
-            pending = output
-                .unprocessed_keys
-                .and_then(|mut unprocessed| unprocessed.remove(&table));
-        }
-        Ok(found)
+        self.batch_get(keys, true)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     async fn email_owner(&self, tenant: &str, email: &str) -> Result<Option<String>> {

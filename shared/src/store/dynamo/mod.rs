@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -52,6 +52,73 @@ impl DynamoStore {
             .build()
             .map_err(Error::internal)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A `Put` of `item` whatever is stored (last write wins).
+    fn put_any(&self, item: Item) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Items by key, those that exist, through `BatchGetItem`: a hundred keys a call, and the
+    /// keys DynamoDB leaves unprocessed under load asked again.
+    async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>> {
+        let mut found = Vec::new();
+        let table = self.table.to_string();
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(Error::internal)?,
+            );
+            while let Some(request) = pending.take() {
+                if request.keys().is_empty() {
+                    break;
+                }
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(HashMap::from([(table.clone(), request)])))
+                    .send()
+                    .await
+                    .map_err(|error| sdk_error("BatchGetItem", error))?;
+                if let Some(mut responses) = output.responses
+                    && let Some(items) = responses.remove(&table)
+                {
+                    found.extend(items);
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut unprocessed| unprocessed.remove(&table));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The items of a GSI2 partition whose sort key sorts before `before`, oldest first, at
+    /// most `limit`: one `Query` (the reconciler's work lists).
+    async fn gsi2_before(&self, partition: &str, before: &str, limit: usize) -> Result<Vec<Item>> {
+        let output = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .index_name(keys::GSI2)
+            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .expression_attribute_names("#pk", keys::GSI2PK)
+            .expression_attribute_names("#sk", keys::GSI2SK)
+            .expression_attribute_values(":pk", string(partition))
+            .expression_attribute_values(":before", string(before))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|error| sdk_error("Query", error))?;
+        Ok(output.items.unwrap_or_default())
     }
 
     /// A `Put` of `item` that succeeds only if the stored item has version `expected`.
@@ -428,6 +495,18 @@ fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// Where an index page starts: the table key of the item last read, with its index key.
+fn index_start(
+    key: &Key,
+    (pk_attribute, pk): (&str, &str),
+    (sk_attribute, sk): (&str, &str),
+) -> Item {
+    let mut item = key_item(key);
+    item.insert(pk_attribute.to_owned(), string(pk));
+    item.insert(sk_attribute.to_owned(), string(sk));
+    item
+}
+
 fn key_item(key: &Key) -> Item {
     HashMap::from([
         (keys::PK.to_owned(), string(&key.pk)),
@@ -477,13 +556,17 @@ fn encode_cursor(sort_key: &str) -> String {
     URL_SAFE_NO_PAD.encode(sort_key)
 }
 
+fn invalid_cursor() -> Error {
+    Error::invalid("cursor", "is not a cursor this list returned")
+}
+
 fn decode_cursor(cursor: &str, expected_prefix: &str) -> Result<String> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .filter(|sort_key| sort_key.starts_with(expected_prefix))
-        .ok_or_else(|| Error::invalid("cursor", "is not a cursor this list returned"))
+        .ok_or_else(invalid_cursor)
 }
 
 mod billing;

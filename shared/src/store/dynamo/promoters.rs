@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use super::referrals::balances_from;
 use super::{
-    DynamoStore, Item, Outcome, decode_cursor, encode_cursor, entity_item, from_item, key_item,
-    keys, number, sdk_error, string, with_gsi2,
+    DynamoStore, Item, Outcome, decode_cursor, encode_cursor, entity_item, from_item, index_start,
+    invalid_cursor, key_item, keys, number, sdk_error, string, with_gsi2,
 };
 use crate::clock;
 use crate::domain::ledger::{Balance, Payout, PayoutStatus, Reward, RewardStatus};
@@ -285,18 +285,16 @@ impl PromoterStore for DynamoStore {
         let partition = keys::ledger(tenant, user);
         let key_of = |gsi1sk: &str| -> Option<Item> {
             let (_, id) = gsi1sk.split_once('#')?;
-            let mut key = key_item(&keys::reward(tenant, user, id));
-            key.insert(keys::GSI1PK.to_owned(), string(&partition));
-            key.insert(keys::GSI1SK.to_owned(), string(gsi1sk));
-            Some(key)
+            Some(index_start(
+                &keys::reward(tenant, user, id),
+                (keys::GSI1PK, &partition),
+                (keys::GSI1SK, gsi1sk),
+            ))
         };
-        let mut start =
-            match &page.cursor {
-                Some(cursor) => Some(key_of(&decode_cursor(cursor, "")?).ok_or_else(|| {
-                    Error::invalid("cursor", "is not a cursor this list returned")
-                })?),
-                None => None,
-            };
+        let mut start = match &page.cursor {
+            Some(cursor) => Some(key_of(&decode_cursor(cursor, "")?).ok_or_else(invalid_cursor)?),
+            None => None,
+        };
         // With a status filter a read may match few items: read on, at most a few times the
         // page, and hand back a cursor where the reading stopped.
         let mut items: Vec<Reward> = Vec::new();
@@ -383,15 +381,13 @@ impl PromoterStore for DynamoStore {
                 let (Some(id), Some(program), Some(referred)) =
                     (parts.next(), parts.next(), parts.next())
                 else {
-                    return Err(Error::invalid(
-                        "cursor",
-                        "is not a cursor this list returned",
-                    ));
+                    return Err(invalid_cursor());
                 };
-                let mut key = key_item(&keys::referral(tenant, referred, program));
-                key.insert(keys::GSI1PK.to_owned(), string(&partition));
-                key.insert(keys::GSI1SK.to_owned(), string(id));
-                Some(key)
+                Some(index_start(
+                    &keys::referral(tenant, referred, program),
+                    (keys::GSI1PK, &partition),
+                    (keys::GSI1SK, id),
+                ))
             }
             None => None,
         };
@@ -418,15 +414,13 @@ impl PromoterStore for DynamoStore {
             Some(cursor) => {
                 let id = decode_cursor(cursor, "")?;
                 if !crate::id::is_id(&id) {
-                    return Err(Error::invalid(
-                        "cursor",
-                        "is not a cursor this list returned",
-                    ));
+                    return Err(invalid_cursor());
                 }
-                let mut key = key_item(&keys::payout(tenant, &id));
-                key.insert(keys::GSI1PK.to_owned(), string(&partition));
-                key.insert(keys::GSI1SK.to_owned(), string(&id));
-                Some(key)
+                Some(index_start(
+                    &keys::payout(tenant, &id),
+                    (keys::GSI1PK, &partition),
+                    (keys::GSI1SK, &id),
+                ))
             }
             None => None,
         };

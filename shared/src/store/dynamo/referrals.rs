@@ -2,15 +2,15 @@
 //! applied in one `TransactWriteItems`, whose conditions carry every rule that must hold under
 //! concurrency.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 
 use super::promoters::{referral_item, reward_item};
 use super::{
-    DynamoStore, Filter, Item, Outcome, from_item, key_item, keys, number, sdk_error, string,
+    DynamoStore, Filter, Item, Outcome, from_item, invalid_cursor, key_item, keys, number, string,
     with_gsi2,
 };
 use crate::clock;
@@ -363,15 +363,7 @@ impl DynamoStore {
             let mut item = key_item(&keys::email_owner(&owner.tenant, &owner.email));
             item.insert(keys::ENTITY_TYPE.to_owned(), string("email_owner"));
             item.insert("user_id".to_owned(), string(&owner.user_id));
-            let put = Put::builder()
-                .table_name(self.table())
-                .set_item(Some(item))
-                .build()
-                .map_err(Error::internal)?;
-            actions.push((
-                Action::EmailOwner,
-                TransactWriteItem::builder().put(put).build(),
-            ));
+            actions.push((Action::EmailOwner, self.put_any(item)?));
         }
         for job in &plan.release_jobs {
             let key = release_job_key(job);
@@ -382,15 +374,7 @@ impl DynamoStore {
                 item,
                 keys::release_job_pending(&clock::format(job.created), &key),
             );
-            let put = Put::builder()
-                .table_name(self.table())
-                .set_item(Some(item))
-                .build()
-                .map_err(Error::internal)?;
-            actions.push((
-                Action::ReleaseJob,
-                TransactWriteItem::builder().put(put).build(),
-            ));
+            actions.push((Action::ReleaseJob, self.put_any(item)?));
         }
         for job in &plan.finished_jobs {
             let delete = Delete::builder()
@@ -523,9 +507,12 @@ impl ReferralStore for DynamoStore {
         let (mut side, mut after) = match &page.cursor {
             Some(cursor) => {
                 let text = super::decode_cursor(cursor, "")?;
-                let invalid = || Error::invalid("cursor", "is not a cursor this list returned");
-                let (side, id) = text.split_once('|').ok_or_else(invalid)?;
-                let side: usize = side.parse().ok().filter(|s| *s < 2).ok_or_else(invalid)?;
+                let (side, id) = text.split_once('|').ok_or_else(invalid_cursor)?;
+                let side: usize = side
+                    .parse()
+                    .ok()
+                    .filter(|s| *s < 2)
+                    .ok_or_else(invalid_cursor)?;
                 (side, Some(id.to_owned()))
             }
             None => (0, None),
@@ -629,47 +616,18 @@ impl ReferralStore for DynamoStore {
     }
 
     async fn rewards_by_id(&self, tenant: &str, ids: &[(String, String)]) -> Result<Vec<Reward>> {
-        let mut found = Vec::new();
-        let table = self.table().to_owned();
         let mut unique: Vec<&(String, String)> = ids.iter().collect();
         unique.sort();
         unique.dedup();
-        for chunk in unique.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|(user, id)| key_item(&keys::reward(tenant, user, id)))
-                .collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(Error::internal)?,
-            );
-            // BatchGetItem may leave keys unprocessed under load: ask again for those.
-            while let Some(request) = pending.take() {
-                if request.keys().is_empty() {
-                    break;
-                }
-                let output = self
-                    .client()
-                    .batch_get_item()
-                    .set_request_items(Some(HashMap::from([(table.clone(), request)])))
-                    .send()
-                    .await
-                    .map_err(|error| sdk_error("BatchGetItem", error))?;
-                if let Some(mut responses) = output.responses
-                    && let Some(items) = responses.remove(&table)
-                {
-                    for item in items {
-                        found.push(from_item(item)?);
-                    }
-                }
-                pending = output
-                    .unprocessed_keys
-                    .and_then(|mut unprocessed| unprocessed.remove(&table));
-            }
-        }
-        Ok(found)
+        let keys = unique
+            .into_iter()
+            .map(|(user, id)| key_item(&keys::reward(tenant, user, id)))
+            .collect();
+        self.batch_get(keys, false)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     async fn release_jobs_before(
@@ -677,23 +635,8 @@ impl ReferralStore for DynamoStore {
         before: time::OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<ReleaseJob>> {
-        let output = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .index_name(keys::GSI2)
-            .key_condition_expression("#pk = :pk AND #sk < :before")
-            .expression_attribute_names("#pk", keys::GSI2PK)
-            .expression_attribute_names("#sk", keys::GSI2SK)
-            .expression_attribute_values(":pk", string(keys::RELEASES_PENDING))
-            .expression_attribute_values(":before", string(clock::format(before)))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|error| sdk_error("Query", error))?;
-        output
-            .items
-            .unwrap_or_default()
+        self.gsi2_before(keys::RELEASES_PENDING, &clock::format(before), limit)
+            .await?
             .into_iter()
             .map(from_item)
             .collect()
