@@ -47,7 +47,7 @@ test: venv sam-venv lint nextest
 	cargo build -p local-stack --bin local-server
 	tests/emulator/with-emulator.sh 0 tests/emulator/walkthrough.sh
 	tests/emulator/with-emulator.sh 0 tests/emulator/contract.sh
-	tests/emulator/with-emulator.sh 0 cargo nextest run --workspace --all-targets --no-fail-fast -j 6
+	tests/emulator/with-emulator.sh 0 cargo nextest run --config-file tests/nextest.toml --workspace --all-targets --no-fail-fast -j 6
 
 # The test runner; machines of this project's kind ship it, others get it from crates.io.
 nextest:
