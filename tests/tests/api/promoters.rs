@@ -691,6 +691,15 @@ async fn admins_set_a_promoters_own_commission_rate() {
     )
     .await;
     assert_eq!(pay("inv-3").await, 100, "back to the program's");
+    let (_, list) = as_promoter(
+        &api,
+        "alice",
+        Method::GET,
+        "/v1/promoters/me/referrals",
+        None,
+    )
+    .await;
+    assert_eq!(list["results"][0]["commission_rate"], 10.0, "{list}");
     for bad in [
         json!({"commission_rate": 0}),
         json!({"commission_rate": 101}),

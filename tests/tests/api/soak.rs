@@ -34,6 +34,8 @@ use serde_json::{Value, json};
 use crate::money::{all_rewards, assert_balances_match_ledger};
 use crate::support::{Api, FaultyEmulator, config, fresh_tenant, token};
 
+/// The faults of `make test`; `SOAK_FAULTS` sets others for a run by hand (say, three times
+/// these).
 const FAULTS: &str = "conflict=0.05,throttle=0.03,error=0.02,lost=0.03,sqs=0.1,seed=12";
 const CLIENTS: usize = 8;
 const OPERATIONS: usize = 1000;
@@ -440,7 +442,8 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
     let world = Arc::new(Mutex::new(world));
 
     // The load, with faults on; a consumer delivers credits meanwhile.
-    emulator.set_faults(FAULTS).await;
+    let faults = std::env::var("SOAK_FAULTS").unwrap_or_else(|_| FAULTS.to_owned());
+    emulator.set_faults(&faults).await;
     let load_started = Instant::now();
     let delivering = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let pump = {
@@ -518,7 +521,7 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
     let world = Arc::try_unwrap(world).ok().unwrap().into_inner().unwrap();
     let operations: usize = world.answers.values().sum();
     println!(
-        "soak: {operations} operations by {CLIENTS} clients in {:.1} s under faults `{FAULTS}`",
+        "soak: {operations} operations by {CLIENTS} clients in {:.1} s under faults `{faults}`",
         load_time.as_secs_f64()
     );
     for ((operation, status, code), count) in &world.answers {

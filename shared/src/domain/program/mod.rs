@@ -470,6 +470,15 @@ impl Program {
         Some(by_country.unwrap_or(with_code))
     }
 
+    /// The percent of each invoice the program pays referrers, if it has such a rule (seed 001's
+    /// commission; a promoter's own rate replaces it).
+    pub fn referrer_percent(&self) -> Option<f64> {
+        self.rewards
+            .iter()
+            .find(|r| r.recipient == Recipient::Referrer && r.trigger == Trigger::EachInvoice)
+            .and_then(|r| r.percent)
+    }
+
     /// Open to new referrals at `now`: active and not expired.
     pub fn is_open(&self, now: OffsetDateTime) -> bool {
         self.status == ProgramStatus::Active && self.expires_at.is_none_or(|at| at > now)

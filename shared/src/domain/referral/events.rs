@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::ledger::Reward;
-use crate::domain::program::{Program, Recipient, RewardKind, Trigger, all_programs};
+use crate::domain::program::{Program, Recipient, RewardKind, all_programs};
 use crate::domain::rules::{self, Context, Event};
 use crate::error::{Error, Result};
 use crate::store::{
@@ -194,12 +194,7 @@ pub async fn record_invoice(
         let (relations, programs) = relations_of(store, tenant, &user).await?;
         let relations = with_programs(relations, &programs);
         let facts = futures::future::join_all(relations.iter().map(|(relation, program)| {
-            let rate_matters = program.currency == currency
-                && program.rewards.iter().any(|rule| {
-                    rule.recipient == Recipient::Referrer
-                        && rule.trigger == Trigger::EachInvoice
-                        && rule.percent.is_some()
-                });
+            let rate_matters = program.currency == currency && program.referrer_percent().is_some();
             referrer_facts(store, relation, program, rate_matters)
         }))
         .await;
@@ -265,11 +260,10 @@ pub async fn record_invoice(
             next.paid_total = new_total;
             next.version += 1;
             next.updated = now;
-            if let Some(rate) = facts.rate.filter(|_| {
-                dues.iter()
-                    .any(|d| d.rule_key.starts_with("referrer.each_invoice"))
-            }) {
-                next.commission_rate = Some(rate);
+            // The rate this invoice paid the referrer at, shown on the relation: their own, else
+            // the program's.
+            if let Some(percent) = program.referrer_percent() {
+                next.commission_rate = facts.rate.or(Some(percent));
             }
             if matches!(
                 next.status,

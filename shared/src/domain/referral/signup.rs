@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use crate::domain::code;
 use crate::domain::ledger::Reward;
-use crate::domain::program::{CodeTerms, Program, ProgramStatus, Recipient, Trigger};
+use crate::domain::program::{CodeTerms, Program, ProgramStatus};
 use crate::domain::promoter::{self, CodeItem};
 use crate::domain::rules::{self, Context, Event};
 use crate::error::{Error, Result};
@@ -194,15 +194,6 @@ fn ensure_open(program: &Program, now: OffsetDateTime) -> Result<()> {
     Ok(())
 }
 
-/// The program's referrer commission on invoices, for display on the relation.
-fn referrer_commission(program: &Program) -> Option<f64> {
-    program
-        .rewards
-        .iter()
-        .find(|r| r.recipient == Recipient::Referrer && r.trigger == Trigger::EachInvoice)
-        .and_then(|r| r.percent)
-}
-
 /// Registers a sign-up through a referrer: the relation, its guards and counters and any
 /// `signup` rewards, in one transaction; exact under concurrency (the code's limit in the
 /// program, one relation per referred user and program, the referrer's qualified count).
@@ -276,7 +267,7 @@ pub async fn register_referral(
             referrer_earned: 0,
             commission_rate: referrer
                 .commission_rate
-                .or_else(|| referrer_commission(&program)),
+                .or_else(|| program.referrer_percent()),
             commission_status: None,
             commission_reward_id: None,
             verified: false,
