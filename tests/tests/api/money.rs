@@ -70,21 +70,9 @@ pub async fn assert_balances_match_ledger(api: &Api, user: &str) {
 
 /// Every reward of `user`, through their own paged list.
 pub async fn all_rewards(api: &Api, user: &str) -> Vec<Value> {
-    let mut rewards = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(cursor) => format!("/v1/promoters/me/rewards?limit=200&cursor={cursor}"),
-            None => "/v1/promoters/me/rewards?limit=200".to_owned(),
-        };
-        let (status, page) = api.as_promoter(user, Method::GET, &path, None).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        rewards.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return rewards,
-        }
-    }
+    let promoter = crate::support::token(&api.tenant, user, referral::http::auth::Role::Promoter);
+    api.all_pages(&promoter, "/v1/promoters/me/rewards?limit=200")
+        .await
 }
 
 /// Seen: 1000 EUR cents and then a 15 % USD commission of 3000 showed `currency: "EUR"`,
@@ -678,24 +666,10 @@ async fn every_reward_is_visible_by_status_and_relation() {
             .await;
     }
     // Alice's, two at a time, newest first.
-    let mut held = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (status, page) = api
-            .as_promoter(
-                "alice",
-                Method::GET,
-                &format!("/v1/promoters/me/rewards?status=held&limit=2{cursor}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        held.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => break,
-        }
-    }
+    let alice = crate::support::token(&api.tenant, "alice", referral::http::auth::Role::Promoter);
+    let held = api
+        .all_pages(&alice, "/v1/promoters/me/rewards?status=held&limit=2")
+        .await;
     let events: Vec<&str> = held
         .iter()
         .map(|r| r["id"].as_str().unwrap().rsplit('.').next().unwrap())
@@ -739,23 +713,14 @@ async fn every_reward_is_visible_by_status_and_relation() {
     assert_eq!(foreign["items"], json!([]));
 
     // The relation's: the referrer's, then the referred user's.
-    let mut all = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (status, page) = api
-            .service(
-                Method::GET,
-                &format!("/v1/referrals/{relation}/rewards?limit=4{cursor}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        all.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => break,
-        }
-    }
+    let backend =
+        crate::support::token(&api.tenant, "backend", referral::http::auth::Role::Service);
+    let all = api
+        .all_pages(
+            &backend,
+            &format!("/v1/referrals/{relation}/rewards?limit=4"),
+        )
+        .await;
     let owners: Vec<&str> = all.iter().map(|r| r["user_id"].as_str().unwrap()).collect();
     assert_eq!(owners, ["alice", "alice", "alice", "alice", "alice", "bob"]);
     assert_error(

@@ -610,34 +610,17 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
 
     // max_referrals is exact per code and program; qualified counts equal the relations that
     // qualify; nothing is held whose conditions hold.
+    let admin = api.admin_token();
     let mut relations: Vec<Value> = Vec::new();
-    let mut cursor = String::new();
     for referrer in 0..REFERRERS {
-        loop {
-            let (status, page) = api
-                .admin(
-                    Method::GET,
-                    &format!("/v1/referrals?user=referrer-{referrer}&limit=200{cursor}"),
-                    None,
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK, "{page}");
-            relations.extend(
-                page["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|r| r["referrer_user_id"] == format!("referrer-{referrer}"))
-                    .cloned(),
-            );
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = format!("&cursor={next}"),
-                None => {
-                    cursor.clear();
-                    break;
-                }
-            }
-        }
+        let referrer = format!("referrer-{referrer}");
+        let path = format!("/v1/referrals?user={referrer}&limit=200");
+        relations.extend(
+            api.all_pages(&admin, &path)
+                .await
+                .into_iter()
+                .filter(|r| r["referrer_user_id"] == referrer.as_str()),
+        );
     }
     let mut per_code: BTreeMap<(String, String), usize> = BTreeMap::new();
     for relation in &relations {

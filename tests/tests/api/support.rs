@@ -276,6 +276,24 @@ impl Api {
         self.call(method, path, Some(&token), body).await
     }
 
+    /// Every item of a paged list (`{items, next_cursor}`) at `path` (which has a query string),
+    /// read with `token`, following `next_cursor` to the end.
+    pub async fn all_pages(&self, token: &str, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, page) = self
+                .call(Method::GET, &format!("{path}{cursor}"), Some(token), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{path}: {page}");
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return items,
+            }
+        }
+    }
+
     /// Creates a program; answers its id.
     pub async fn program(&self, body: Value) -> String {
         let (status, program) = self.admin(Method::POST, "/v1/programs", Some(body)).await;
