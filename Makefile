@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < tests/emulator/requirements.txt | cu
 PORT ?= 3000
 EMULATOR_PORT ?= 5005
 
-.PHONY: dev test venv sam-venv bench-venv lint nextest package bench clean
+.PHONY: dev test venv sam-venv bench-venv lint nextest package sam-build bench clean
 
 venv: $(STAMP)
 
@@ -61,13 +61,22 @@ lint:
 ## the sizes printed. Slow (a cross build); not part of make test. cargo-lambda and zig come from
 ## PyPI into .venv-package (kept apart from the emulator's virtualenv).
 PACKAGE_VENV := .venv-package
-FUNCTIONS := programs promoters codes referrals invitations billing-consumer reconciler
+FUNCTIONS := programs promoters codes referrals invitations tenants billing-consumer reconciler
 
 package:
 	test -x $(PACKAGE_VENV)/bin/cargo-lambda || ($(PYTHON) -m venv $(PACKAGE_VENV) && $(PACKAGE_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2 ziglang)
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(PACKAGE_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do printf '%-18s %9s bytes zipped\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
+
+## make sam-build: `sam build` exactly as the README's deploy path runs it (samconfig.toml: cached,
+## not parallel), offline: cargo-lambda and zig from PyPI. Slow (release cross builds of every
+## function); not part of make test, which checks samconfig.toml keeps the build serial.
+sam-build: sam-venv
+	test -x $(PACKAGE_VENV)/bin/cargo-lambda || ($(PYTHON) -m venv $(PACKAGE_VENV) && $(PACKAGE_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2 ziglang)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(PACKAGE_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build
+	@du -b .aws-sam/build/*/bootstrap | sort -k2
 
 ## make bench: every function's release binary run as Lambda runs it (a Runtime API served by the
 ## bench, the real runtime loop) against the emulator, beside a Python/boto3 handler of the same

@@ -21,6 +21,9 @@ pub enum Error {
     /// 403: a valid token whose role may not use this route.
     #[error("{0}")]
     Forbidden(String),
+    /// 403: the credential is valid but its tenant is suspended (its data is kept).
+    #[error("{0}")]
+    TenantSuspended(String),
     /// 404: nothing with this id in the caller's tenant (also another tenant's data).
     #[error("{0}")]
     NotFound(String),
@@ -99,6 +102,7 @@ impl Error {
         "multiple_parameter_mismatch",
         "unauthorized",
         "forbidden",
+        "tenant_suspended",
         "not_found",
         "referral_relation_not_found",
         "campaign_not_found",
@@ -147,6 +151,7 @@ impl Error {
             Error::MultipleParameterMismatch(_) => "multiple_parameter_mismatch",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::TenantSuspended(_) => "tenant_suspended",
             Error::NotFound(_) => "not_found",
             Error::ReferralRelationNotFound(_) => "referral_relation_not_found",
             Error::CampaignNotFound(_) => "campaign_not_found",
@@ -174,7 +179,7 @@ impl Error {
         match self {
             Error::InvalidRequest { .. } | Error::MultipleParameterMismatch(_) => 400,
             Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Forbidden(_) | Error::TenantSuspended(_) => 403,
             Error::NotFound(_)
             | Error::ReferralRelationNotFound(_)
             | Error::CampaignNotFound(_)
@@ -243,6 +248,7 @@ mod tests {
             ),
             (Error::Unauthorized("x".into()), "unauthorized", 401),
             (Error::Forbidden("x".into()), "forbidden", 403),
+            (Error::TenantSuspended("x".into()), "tenant_suspended", 403),
             (Error::NotFound("x".into()), "not_found", 404),
             (
                 Error::ReferralRelationNotFound("x".into()),

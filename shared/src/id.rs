@@ -33,6 +33,15 @@ pub fn is_identifier(value: &str) -> bool {
         && value != ".."
 }
 
+/// `bytes` random bytes from the operating system, base64url without padding: the secret part of
+/// API keys, signing secrets and the like.
+pub fn random_token(bytes: usize) -> String {
+    use base64::Engine;
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).expect("the operating system provides randomness");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
+}
+
 /// Whether `candidate` has the form of an id this service issues. Used to answer a malformed id
 /// in a path with 404 without a database round trip.
 pub fn is_id(candidate: &str) -> bool {

@@ -7,6 +7,7 @@
 //!   (`store::dynamo`, the only place that knows key formats).
 //! - [`delivery`]: what leaves the engine: the billing-credit message, its signature and the
 //!   verdicts of billing's answers, the SQS producer and the reconciler.
+//! - [`outbound`]: the rules outbound URLs set by tenants obey (https, public addresses).
 //! - [`http`]: authentication, extractors, error mapping, router finish and the Lambda entry.
 //!
 //! Handlers in `functions/*` stay thin: authenticate, parse, call one use case here.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod id;
 pub mod json;
+pub mod outbound;
 pub mod page;
 pub mod store;
 pub mod telemetry;

@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .merge(codes::routes())
         .merge(referrals::routes())
         .merge(invitations::routes())
+        .merge(tenants::routes())
 }
 
 /// The finished application over `state`.
@@ -198,6 +199,87 @@ pub fn token(
     )
 }
 
+/// The credentials of a tenant created through the routes (`make dev`'s `acme`).
+pub struct DevTenant {
+    pub admin_key: String,
+    pub service_key: String,
+    pub promoter_token: String,
+    pub billing_secret: String,
+}
+
+impl DevTenant {
+    /// Creates `tenant` as an operator would (`POST /v1/tenants`), then a service key
+    /// (`POST /v1/api-keys`) and a 24-hour session of `promoter`
+    /// (`POST /v1/promoters/{user_id}/sessions`), all through `app`.
+    pub async fn create(
+        app: &Router,
+        operator_key: &str,
+        tenant: &str,
+        promoter: &str,
+        billing_url: &str,
+    ) -> Result<DevTenant, BoxError> {
+        let created = call(
+            app,
+            "/v1/tenants",
+            operator_key,
+            serde_json::json!({
+                "id": tenant, "name": format!("{tenant} (dev)"),
+                "default_currency": "USD", "billing_url": billing_url,
+            }),
+        )
+        .await?;
+        let admin_key = field(&created, &["admin_key", "key"])?;
+        let service = call(
+            app,
+            "/v1/api-keys",
+            &admin_key,
+            serde_json::json!({"name": "dev backend", "role": "service"}),
+        )
+        .await?;
+        let session = call(
+            app,
+            &format!("/v1/promoters/{promoter}/sessions"),
+            &field(&service, &["key"])?,
+            serde_json::json!({"expires_in_seconds": 86_400}),
+        )
+        .await?;
+        Ok(DevTenant {
+            service_key: field(&service, &["key"])?,
+            promoter_token: field(&session, &["token"])?,
+            billing_secret: field(&created, &["billing_secret"])?,
+            admin_key,
+        })
+    }
+}
+
+async fn call(
+    app: &Router,
+    path: &str,
+    bearer: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, BoxError> {
+    use tower::ServiceExt;
+    let request = axum::http::Request::post(path)
+        .header("authorization", format!("Bearer {bearer}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))?;
+    let response = app.clone().oneshot(request).await?;
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+    if !status.is_success() {
+        return Err(format!("POST {path}: {status} {}", String::from_utf8_lossy(&bytes)).into());
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn field(value: &serde_json::Value, path: &[&str]) -> Result<String, BoxError> {
+    path.iter()
+        .fold(Some(value), |value, name| value.and_then(|v| v.get(name)))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the answer has no {}", path.join(".")).into())
+}
+
 /// The local stand-in for Lambda's SQS event source mapping and for a billing system.
 pub mod billing {
     use std::collections::HashMap;
@@ -212,12 +294,12 @@ pub mod billing {
     use billing_consumer::Consumer;
     use referral::delivery::billing::{SIGNATURE_HEADER, verify_signature};
     use referral::delivery::queue::BillingQueue;
-    use referral::store::BillingStore;
+    use referral::store::{BillingStore, DynamoStore, TenantStore};
 
     /// Receives up to ten messages (waiting up to `wait_seconds`), hands them to the consumer as
     /// one `SqsEvent`, and deletes the ones it did not report as failures, as Lambda's event
     /// source mapping does. Answers how many messages it received.
-    pub async fn pump<S: BillingStore>(
+    pub async fn pump<S: BillingStore + referral::store::TenantStore + Clone>(
         queue: &BillingQueue,
         consumer: &Consumer<S>,
         wait_seconds: i32,
@@ -270,17 +352,17 @@ pub mod billing {
         Ok(messages.len())
     }
 
-    /// `POST /dev/billing/{user_id}`: a billing system for `make dev` that checks each
-    /// credit's signature and logs it.
-    pub fn dev_sink(signing_secret: String) -> Router {
+    /// `POST /dev/billing/{*path}`: a billing system for `make dev` that checks each credit's
+    /// signature with its tenant's live secrets (or the default endpoint's secret) and logs it.
+    pub fn dev_sink(store: DynamoStore, default_secret: String) -> Router {
         Router::new()
-            .route("/dev/billing/{user_id}", post(sink))
-            .with_state(signing_secret)
+            .route("/dev/billing/{*path}", post(sink))
+            .with_state((store, default_secret))
     }
 
     async fn sink(
-        State(secret): State<String>,
-        Path(user_id): Path<String>,
+        State((store, default_secret)): State<(DynamoStore, String)>,
+        Path(path): Path<String>,
         headers: HeaderMap,
         body: Bytes,
     ) -> StatusCode {
@@ -288,12 +370,23 @@ pub mod billing {
             .get(SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if !verify_signature(&secret, signature, &body, now) {
-            tracing::warn!(%user_id, "dev billing: bad signature, refused");
+        let tenant = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|credit| credit.get("tenant")?.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let now = time::OffsetDateTime::now_utc();
+        let mut secrets = vec![default_secret];
+        if let Ok(Some(record)) = store.get_tenant(&tenant).await {
+            secrets.extend(record.signing_secrets(now).into_iter().map(str::to_owned));
+        }
+        let valid = secrets
+            .iter()
+            .any(|secret| verify_signature(secret, signature, &body, now.unix_timestamp()));
+        if !valid {
+            tracing::warn!(%path, %tenant, "dev billing: bad signature, refused");
             return StatusCode::UNAUTHORIZED;
         }
-        tracing::info!(%user_id, credit = %String::from_utf8_lossy(&body), "dev billing: credit booked");
+        tracing::info!(%path, %tenant, credit = %String::from_utf8_lossy(&body), "dev billing: credit booked");
         StatusCode::OK
     }
 }

@@ -1,13 +1,18 @@
 //! The billing consumer (seed 000's callback): each SQS message names a `pending` reward; it is
-//! POSTed to the billing system as JSON with `Idempotency-Key: <reward id>` and a timestamped
-//! HMAC-SHA256 signature. 2xx marks the reward `credited`; 408, 429, 5xx and timeouts are
+//! POSTed to its tenant's billing endpoint (`billing_url`, else `BILLING_CALLBACK_URL`) as JSON
+//! with `Idempotency-Key: <reward id>` and a timestamped HMAC-SHA256 signature per live secret of
+//! that endpoint (the tenant's, during a rotation both; else `BILLING_SIGNING_SECRET`). 2xx marks the reward `credited`; 408, 429, 5xx and timeouts are
 //! reported as batch item failures (SQS retries, then moves the message to the dead-letter queue,
 //! and the last attempt marks the reward `failed`); any other answer marks it `failed` at once.
 //! Messages of one batch are delivered concurrently.
 //!
 //! Redirects are not followed (a 3xx refuses the credit) and at most 4 KiB of an answer is read.
+//! A tenant's URL must be https to a public address, checked again before each delivery and by
+//! the resolver at connection time (unless `ALLOW_PRIVATE_URLS` is set for development); a URL
+//! that breaks the rule refuses the credit with the reason.
 //!
-//! Per message: 1 `UpdateItem` (claim) + the callback + 1 `UpdateItem` (credited or failed).
+//! Per message: 1 `UpdateItem` (claim) + the tenant (1 `GetItem` per tenant and container per
+//! `CREDENTIAL_CACHE_SECONDS`) + the callback + 1 `UpdateItem` (credited or failed).
 
 use std::time::Duration;
 
@@ -16,15 +21,22 @@ use referral::delivery::billing::{
     self, CreditMessage, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Verdict,
 };
 use referral::error::{Error, Result};
-use referral::store::{BillingStore, Claim};
+use referral::outbound::{self, Policy};
+use referral::store::cache::TenantDirectory;
+use referral::store::{BillingStore, Claim, TenantStore};
 
 /// The consumer's configuration (environment variables).
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// `BILLING_CALLBACK_URL`: may contain `{user_id}`.
-    pub callback_url: String,
-    /// `BILLING_SIGNING_SECRET`.
-    pub signing_secret: referral::config::Secret,
+    /// `BILLING_CALLBACK_URL`: the endpoint of tenants without a `billing_url` of their own; may
+    /// contain `{user_id}`.
+    pub callback_url: Option<String>,
+    /// `BILLING_SIGNING_SECRET`: the secret of that default endpoint.
+    pub signing_secret: Option<referral::config::Secret>,
+    /// `ALLOW_PRIVATE_URLS` (development): http and private addresses allowed.
+    pub policy: Policy,
+    /// `CREDENTIAL_CACHE_SECONDS` (default 30): how long a tenant's settings are kept.
+    pub tenant_cache: Duration,
     /// `BILLING_TIMEOUT_MS` (default 5000): the whole callback, connecting included.
     pub timeout: Duration,
     /// `MAX_RECEIVE_COUNT` (default 5): the queue's redrive limit; the attempt that reaches it
@@ -35,18 +47,27 @@ pub struct Settings {
 impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let required = |name: &str| {
-            get(name).ok_or_else(|| Error::internal(format!("configuration: {name} is not set")))
-        };
         let number = |name: &str, default: u64| -> Result<u64> {
             get(name).map_or(Ok(default), |v| {
                 v.parse()
                     .map_err(|_| Error::internal(format!("configuration: {name} is not a number")))
             })
         };
+        let callback_url = get("BILLING_CALLBACK_URL");
+        let signing_secret = get("BILLING_SIGNING_SECRET").map(referral::config::Secret::new);
+        if callback_url.is_some() && signing_secret.is_none() {
+            return Err(Error::internal(
+                "configuration: BILLING_CALLBACK_URL is set without BILLING_SIGNING_SECRET",
+            ));
+        }
         Ok(Settings {
-            callback_url: required("BILLING_CALLBACK_URL")?,
-            signing_secret: referral::config::Secret::new(required("BILLING_SIGNING_SECRET")?),
+            callback_url,
+            signing_secret,
+            policy: Policy {
+                allow_private: get("ALLOW_PRIVATE_URLS")
+                    .is_some_and(|value| matches!(value.as_str(), "1" | "true" | "yes")),
+            },
+            tenant_cache: Duration::from_secs(number("CREDENTIAL_CACHE_SECONDS", 30)?),
             timeout: Duration::from_millis(number("BILLING_TIMEOUT_MS", 5000)?),
             max_receive_count: number("MAX_RECEIVE_COUNT", 5)? as u32,
         })
@@ -55,8 +76,15 @@ impl Settings {
 
 pub struct Consumer<S> {
     store: S,
+    tenants: TenantDirectory<S>,
     http: reqwest::Client,
     settings: Settings,
+}
+
+/// Where a credit goes and what signs it.
+struct Endpoint {
+    url: String,
+    secrets: Vec<String>,
 }
 
 /// What became of one message.
@@ -68,22 +96,58 @@ enum Done {
     Retry,
 }
 
-impl<S: BillingStore> Consumer<S> {
+impl<S: BillingStore + TenantStore + Clone> Consumer<S> {
     /// Built once per cold start: the HTTP client keeps its connections and TLS set-up.
     pub fn new(store: S, settings: Settings) -> Self {
         // Redirects are not followed: a 3xx is billing's answer (a refusal), never a reason to
         // send the credit somewhere else, or as a GET that books nothing.
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.timeout.min(Duration::from_secs(2)))
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("the HTTP client builds with static settings");
+        let http = referral::delivery::http_client::client(settings.policy, settings.timeout);
         Consumer {
+            tenants: TenantDirectory::new(store.clone(), settings.tenant_cache),
             store,
             http,
             settings,
         }
+    }
+
+    /// The tenant's endpoint and its live secrets, else the default endpoint; a refusal (the
+    /// reason) when there is none or its URL breaks the outbound rules.
+    async fn endpoint(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<std::result::Result<Endpoint, String>> {
+        let record = self.tenants.get(tenant).await?;
+        let endpoint = match record.as_deref() {
+            Some(record) if record.billing_url.is_some() => Endpoint {
+                url: record.billing_url.clone().unwrap_or_default(),
+                secrets: record
+                    .signing_secrets(now)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            },
+            _ => match (&self.settings.callback_url, &self.settings.signing_secret) {
+                (Some(url), Some(secret)) => Endpoint {
+                    url: url.clone(),
+                    secrets: vec![secret.expose().to_owned()],
+                },
+                _ => {
+                    return Ok(Err(format!(
+                        "the tenant '{tenant}' has no billing_url and no default endpoint is                          configured"
+                    )));
+                }
+            },
+        };
+        let url = billing::callback_url(&endpoint.url, user_id);
+        if let Err(error) = outbound::check_saved("billing_url", &url, self.settings.policy).await {
+            return Ok(Err(format!("not delivered: {}", error.public_message())));
+        }
+        Ok(Ok(Endpoint {
+            url,
+            secrets: endpoint.secrets,
+        }))
     }
 
     /// Delivers a batch concurrently; answers the ids of the messages to retry.
@@ -145,17 +209,19 @@ impl<S: BillingStore> Consumer<S> {
         };
         // The stored reward is the truth: send what it says.
         let body = serde_json::to_vec(&CreditMessage::of(&reward)).map_err(Error::internal)?;
-        let signature = billing::sign(
-            self.settings.signing_secret.expose(),
-            now.unix_timestamp(),
-            &body,
-        );
+        let endpoint = match self.endpoint(&reward.tenant, &reward.user_id, now).await? {
+            Ok(endpoint) => endpoint,
+            Err(reason) => {
+                self.store.mark_failed(&reward, &reason, now).await?;
+                tracing::warn!(reward = %reward.id, %reason, "billing endpoint refused");
+                return Ok(Done::Acknowledge);
+            }
+        };
+        let secrets: Vec<&str> = endpoint.secrets.iter().map(String::as_str).collect();
+        let signature = billing::sign_all(&secrets, now.unix_timestamp(), &body);
         let verdict = match self
             .http
-            .post(billing::callback_url(
-                &self.settings.callback_url,
-                &reward.user_id,
-            ))
+            .post(&endpoint.url)
             .header("content-type", "application/json")
             .header(IDEMPOTENCY_HEADER, &reward.id)
             .header(SIGNATURE_HEADER, signature)

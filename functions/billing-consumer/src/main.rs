@@ -9,10 +9,21 @@ use referral::store::DynamoStore;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     referral::telemetry::init();
-    let env = |name: &str| std::env::var(name).ok();
+    let sdk = referral::config::aws().await;
+    // The default endpoint's signing secret from Secrets Manager (BILLING_SIGNING_SECRET_ARN).
+    let secrets = referral::config::environment(&sdk, &["BILLING_SIGNING_SECRET"], |name| {
+        std::env::var(name).ok()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let env = |name: &str| {
+        secrets
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    };
     let settings = Settings::from_lookup(env).map_err(|e| e.to_string())?;
     let table = env("TABLE_NAME").ok_or("configuration: TABLE_NAME is not set")?;
-    let sdk = referral::config::aws().await;
     let consumer = Consumer::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table),
         settings,

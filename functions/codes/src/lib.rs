@@ -8,7 +8,7 @@
 //! | `POST /v1/promoters/{user_id}/codes`   | 1 `GetItem` (program) + 1 `Query` (promoter) + 1 `PutItem` |
 //! | `PATCH /v1/codes/{code}`               | 1 `UpdateItem`                                        |
 //! | `GET /v1/codes/{code}` (public)        | 1 `Query` (the code and its counts per program) + 1 `Query` or `GetItem` (programs) |
-//! | `GET /r/{code}` (public)               | 1 `UpdateItem`, best effort: the visitor is redirected whatever it answers |
+//! | `GET /r/{code}` (public)               | 1 `UpdateItem`, best effort: the visitor is redirected whatever it answers; the code's tenant's landing URL (1 `GetItem` per tenant and container, cached) |
 
 use axum::extract::{Path, State};
 use axum::http::header::LOCATION;
@@ -100,26 +100,36 @@ async fn look_up(
     ))
 }
 
-/// Counts the click of an active code and sends the visitor to the landing URL with
-/// `?ref={code}`; an unknown or inactive code redirects to the plain landing URL, counting
-/// nothing. A click always redirects: counting it is best effort, and when counting fails the
-/// visitor is sent on with the code they followed.
+/// Counts the click of an active code and sends the visitor to its tenant's landing URL (else
+/// `LANDING_URL`) with `?ref={code}` added to the query it has; an unknown or inactive code
+/// redirects to the plain landing URL, counting nothing. A click always redirects: counting it is
+/// best effort, and when counting fails the visitor is sent on with the code they followed.
 async fn redirect(State(state): State<AppState>, Path(code): Path<String>) -> Response {
-    let landing = state.config.landing_url.as_deref().unwrap_or("/");
-    let with_code = |code: &str| {
-        let separator = if landing.contains('?') { '&' } else { '?' };
-        format!("{landing}{separator}ref={code}")
-    };
-    let location = match code::count_click(&state.store, &code).await {
-        Ok(Some(code)) => with_code(&code),
-        Ok(None) => landing.to_owned(),
+    let click = match code::count_click(&state.store, &code).await {
+        Ok(click) => click,
         Err(error) => {
             tracing::warn!(%error, "click not counted; redirected anyway");
-            match code::normalize(&code) {
-                Some(code) => with_code(&code),
-                None => landing.to_owned(),
+            code::Click {
+                counted: code::normalize(&code),
+                tenant: None,
             }
         }
+    };
+    let tenant = match &click.tenant {
+        Some(tenant) => state.auth.tenant(tenant).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "tenant settings unavailable; the default landing URL serves");
+            None
+        }),
+        None => None,
+    };
+    let landing = tenant
+        .as_ref()
+        .and_then(|tenant| tenant.landing_url.as_deref())
+        .or(state.config.landing_url.as_deref())
+        .unwrap_or("/");
+    let location = match &click.counted {
+        Some(code) => code::with_ref(landing, code),
+        None => landing.to_owned(),
     };
     (StatusCode::FOUND, [(LOCATION, location)]).into_response()
 }

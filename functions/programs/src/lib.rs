@@ -2,7 +2,7 @@
 //!
 //! | route                       | DynamoDB                                          |
 //! |-----------------------------|---------------------------------------------------|
-//! | `POST /v1/programs`         | 1 `TransactWriteItems` (program + name guard)     |
+//! | `POST /v1/programs`         | 1 `TransactWriteItems` (program + name guard); without a currency the tenant's default (cached) |
 //! | `GET /v1/programs`          | 1 `Query`                                         |
 //! | `GET /v1/programs/{id}`     | 1 `GetItem`                                       |
 //! | `PATCH /v1/programs/{id}`   | 1 `GetItem` + 1 `PutItem` (rename: `TransactWriteItems`) |
@@ -26,8 +26,16 @@ pub fn routes() -> Router<AppState> {
 async fn create(
     State(state): State<AppState>,
     admin: Admin,
-    JsonBody(input): JsonBody<ProgramInput>,
+    JsonBody(mut input): JsonBody<ProgramInput>,
 ) -> Result<(StatusCode, Json<Program>)> {
+    if input.currency.is_none() {
+        // The tenant's default currency (its settings, cached per container).
+        input.currency = state
+            .auth
+            .tenant(&admin.tenant)
+            .await?
+            .and_then(|tenant| tenant.default_currency.clone());
+    }
     let program = program::create_program(&state.store, &admin.tenant, &input).await?;
     Ok((StatusCode::CREATED, Json(program)))
 }

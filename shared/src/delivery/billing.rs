@@ -58,34 +58,49 @@ impl CreditMessage {
 /// The signature header value for `body` sent at `timestamp` (unix seconds):
 /// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("t={timestamp},v1={}", hex(&mac.finalize().into_bytes()))
+    sign_all(&[secret], timestamp, body)
 }
 
-/// Checks a signature header the way a billing system should: the MAC in constant time, and a
-/// timestamp within [`SIGNATURE_TOLERANCE_SECONDS`] of `now`.
+/// The signature header with one `v1=` per secret, newest first: during a rotation's overlap
+/// billing verifies with either secret (as Stripe sends a signature per active secret).
+pub fn sign_all(secrets: &[&str], timestamp: i64, body: &[u8]) -> String {
+    let mut header = format!("t={timestamp}");
+    for secret in secrets {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+        mac.update(format!("{timestamp}.").as_bytes());
+        mac.update(body);
+        header.push_str(",v1=");
+        header.push_str(&hex(&mac.finalize().into_bytes()));
+    }
+    header
+}
+
+/// Checks a signature header the way a billing system should: a timestamp within
+/// [`SIGNATURE_TOLERANCE_SECONDS`] of `now`, and any of its `v1=` MACs matching, in constant time.
 pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64) -> bool {
     let mut timestamp = None;
-    let mut signature = None;
+    let mut signatures = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
-            Some(("v1", value)) => signature = unhex(value),
+            Some(("v1", value)) => signatures.extend(unhex(value)),
             _ => {}
         }
     }
-    let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+    let Some(timestamp) = timestamp else {
         return false;
     };
     if (now - timestamp).abs() > SIGNATURE_TOLERANCE_SECONDS {
         return false;
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
-    mac.verify_slice(&signature).is_ok()
+    signatures.iter().any(|signature| {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+        mac.update(format!("{timestamp}.").as_bytes());
+        mac.update(body);
+        mac.verify_slice(signature).is_ok()
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -176,6 +191,11 @@ mod tests {
             body,
             1_800_000_000
         ));
+        let both = sign_all(&["secret-new", "secret-1"], 1_800_000_000, body);
+        assert!(both.starts_with(&format!("{},v1=", sign("secret-new", 1_800_000_000, body))));
+        assert!(verify_signature("secret-1", &both, body, 1_800_000_000));
+        assert!(verify_signature("secret-new", &both, body, 1_800_000_000));
+        assert!(!verify_signature("secret-2", &both, body, 1_800_000_000));
         let forged = header.replace("t=1800000000", "t=1800000001");
         assert!(
             !verify_signature("secret-1", &forged, body, 1_800_000_001),

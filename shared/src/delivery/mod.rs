@@ -2,5 +2,6 @@
 //! mean), the SQS producer, and the reconciler that re-sends what was not delivered.
 
 pub mod billing;
+pub mod http_client;
 pub mod queue;
 pub mod reconcile;

@@ -11,6 +11,7 @@ pub mod program;
 pub mod promoter;
 pub mod referral;
 pub mod rules;
+pub mod tenant;
 
 #[cfg(test)]
 mod tests {

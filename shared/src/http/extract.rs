@@ -69,18 +69,40 @@ impl<R: Roles> FromRequestParts<AppState> for Caller<R> {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let authorization = match parts.headers.get(AUTHORIZATION) {
-            Some(value) => Some(value.to_str().map_err(|_| {
-                Error::Unauthorized("the Authorization header is not valid text".into())
-            })?),
-            None => None,
-        };
-        let principal = state.tokens.authenticate(authorization)?;
+        let principal = state.auth.caller(authorization(parts)?, R::ROLES).await?;
         tracing::Span::current().record("tenant", principal.tenant.as_str());
+        parts
+            .extensions
+            .insert(CallerTenant(principal.tenant.clone()));
         Ok(Caller {
-            principal: principal.require_any(R::ROLES)?,
+            principal,
             roles: PhantomData,
         })
+    }
+}
+
+/// The tenant of the authenticated caller, for extractors that run after [`Caller`].
+#[derive(Clone)]
+struct CallerTenant(String);
+
+fn authorization(parts: &Parts) -> Result<Option<&str>> {
+    match parts.headers.get(AUTHORIZATION) {
+        Some(value) => Ok(Some(value.to_str().map_err(|_| {
+            Error::Unauthorized("the Authorization header is not valid text".into())
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// The operator (`Authorization: Bearer <OPERATOR_KEY>`): tenant management.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        state.auth.operator(authorization(parts)?)?;
+        Ok(Operator)
     }
 }
 
@@ -141,14 +163,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     }
 }
 
-/// The base of referral links: `PUBLIC_BASE_URL`, or else `https://` and the request's host
-/// (the API's own domain behind API Gateway).
+/// The base of referral links: the caller's tenant's `link_base_url`, else `PUBLIC_BASE_URL`,
+/// else `https://` and the request's host (the API's own domain behind API Gateway).
 pub struct PublicBaseUrl(pub String);
 
 impl FromRequestParts<AppState> for PublicBaseUrl {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if let Some(CallerTenant(tenant)) = parts.extensions.get::<CallerTenant>()
+            && let Some(tenant) = state.auth.tenant(tenant).await?
+            && let Some(base) = &tenant.link_base_url
+        {
+            return Ok(PublicBaseUrl(base.clone()));
+        }
         if let Some(base) = &state.config.public_base_url {
             return Ok(PublicBaseUrl(base.clone()));
         }

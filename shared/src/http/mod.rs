@@ -19,12 +19,14 @@ use crate::error::{Error, Result};
 use crate::store::DynamoStore;
 
 pub mod auth;
+pub mod credentials;
 mod extract;
 mod response;
 
 pub use extract::*;
 
-use auth::TokenVerifier;
+use auth::Keyring;
+use credentials::Authenticator;
 
 /// Everything a handler needs, built once per cold start and shared by every request.
 #[derive(Clone)]
@@ -33,7 +35,8 @@ pub struct AppState(Arc<Services>);
 pub struct Services {
     pub config: Config,
     pub store: DynamoStore,
-    pub tokens: TokenVerifier,
+    /// Who is calling (operator, API key, engine-signed token), with its per-container cache.
+    pub auth: Authenticator,
     /// The billing-credit producer, when `QUEUE_URL` is set.
     pub queue: Option<BillingQueue>,
 }
@@ -49,7 +52,12 @@ impl Deref for AppState {
 impl AppState {
     /// Loads the AWS configuration (honouring `AWS_ENDPOINT_URL`) and builds the clients.
     pub async fn load(config: Config) -> Self {
-        let sdk = crate::config::aws().await;
+        Self::with_sdk(config, &crate::config::aws().await)
+    }
+
+    /// The state over clients built from `sdk`.
+    pub fn with_sdk(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        let sdk = sdk.clone();
         let sqs = config
             .queue_url
             .as_ref()
@@ -67,12 +75,32 @@ impl AppState {
             (Some(url), Some(client)) => Some(BillingQueue::new(client, url)),
             _ => None,
         };
+        let store = DynamoStore::new(dynamodb, &config.table_name);
+        let keyring = Keyring::new(
+            config.jwt_secret.expose(),
+            config
+                .jwt_previous_secret
+                .as_ref()
+                .map(|secret| secret.expose()),
+        );
         AppState(Arc::new(Services {
-            store: DynamoStore::new(dynamodb, &config.table_name),
-            tokens: TokenVerifier::new(config.jwt_secret.expose()),
+            auth: Authenticator::new(
+                keyring,
+                config.operator_key.as_ref(),
+                store.clone(),
+                config.credential_cache,
+            ),
+            store,
             config,
             queue,
         }))
+    }
+
+    /// The rules tenants' outbound URLs obey here.
+    pub fn outbound_policy(&self) -> crate::outbound::Policy {
+        crate::outbound::Policy {
+            allow_private: self.config.allow_private_urls,
+        }
     }
 
     /// Hands the `pending` rewards among `rewards` to the billing queue (if any).
@@ -132,7 +160,19 @@ async fn trace_request(request: Request, next: Next) -> Response {
 /// handler overhead about halved; see BENCHMARKS.md).
 pub async fn run_lambda(routes: Router<AppState>) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let config = Config::from_env().map_err(|error| error.to_string())?;
-    let state = AppState::load(config).await;
+    let sdk = crate::config::aws().await;
+    let secrets = crate::config::environment(&sdk, crate::config::HTTP_SECRETS, |name| {
+        std::env::var(name).ok()
+    })
+    .await
+    .map_err(|error| error.to_string())?;
+    let config = Config::from_lookup(|name| {
+        secrets
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    })
+    .map_err(|error| error.to_string())?;
+    let state = AppState::with_sdk(config, &sdk);
     lambda_http::run(app(routes, state)).await
 }

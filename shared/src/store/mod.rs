@@ -2,6 +2,7 @@
 //! [`dynamo::DynamoStore`], which the functions run against DynamoDB in AWS and against the
 //! emulator locally and in tests.
 
+pub mod cache;
 pub mod dynamo;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use crate::domain::program::Program;
 pub use crate::domain::promoter::CodeItem;
 use crate::domain::promoter::{PayoutMethod, Promoter};
 use crate::domain::referral::Referral;
+use crate::domain::tenant::{ApiKey, Tenant, TenantStatus};
 use crate::error::Result;
 use crate::page::{Page, PageRequest};
 
@@ -209,8 +211,12 @@ pub trait CodeStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<CodeItem>>> + Send;
 
-    /// Adds a click to an active code; `false` (nothing counted) for an unknown or inactive one.
-    fn count_click(&self, code: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Adds a click to an active code. Answers whether it counted and the code's tenant (`None`
+    /// for an unknown code; an inactive one costs a second read, to learn its tenant).
+    fn count_click(
+        &self,
+        code: &str,
+    ) -> impl Future<Output = Result<(bool, Option<String>)>> + Send;
 
     /// A page of the user's extra codes, newest first: one `Query`.
     fn extra_codes(
@@ -653,4 +659,46 @@ pub trait BillingStore: Send + Sync {
         reward: &Reward,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// A write to an API key that goes with a write of its tenant (in one transaction).
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyWrite {
+    /// A new key (its digest must be new).
+    Insert(ApiKey),
+    /// Revocation: the key with this digest is deleted.
+    Delete(String),
+    /// The tenant's status, copied onto the key with this digest (which must exist).
+    Status(String, TenantStatus),
+}
+
+pub trait TenantStore: Send + Sync {
+    /// Writes `next` if the stored tenant has version `expected` (`None`: only if the id is
+    /// free), with `keys` in the same transaction; `Stale` if the version (or the id) was taken.
+    fn write_tenant(
+        &self,
+        expected: Option<u64>,
+        next: &Tenant,
+        keys: &[KeyWrite],
+    ) -> impl Future<Output = Result<Replaced>> + Send;
+
+    fn get_tenant(&self, id: &str) -> impl Future<Output = Result<Option<Tenant>>> + Send;
+
+    /// Every tenant, by id.
+    fn list_tenants(&self, page: &PageRequest)
+    -> impl Future<Output = Result<Page<Tenant>>> + Send;
+
+    /// The key with this digest: one `GetItem`.
+    fn get_api_key(&self, digest: &str) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
+
+    /// The keys with these digests (those that exist): one `BatchGetItem`.
+    fn api_keys(&self, digests: Vec<String>) -> impl Future<Output = Result<Vec<ApiKey>>> + Send;
+
+    /// Sets the key's `last_used_at` to `now` if it is older than `stale_before` (or unset).
+    fn touch_api_key(
+        &self,
+        digest: &str,
+        now: OffsetDateTime,
+        stale_before: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
 }

@@ -1,26 +1,27 @@
 //! `make dev`: every function's routes on http://127.0.0.1:3000 (`PORT` overrides) against the
-//! emulator at `AWS_ENDPOINT_URL`, with the table and queues created on start and a dev token
-//! printed for each role. Ctrl-C stops it (and `make dev` then stops the emulator).
+//! emulator at `AWS_ENDPOINT_URL`, with the table and queues created on start, the dev tenant
+//! `acme` created through the operator route, and its credentials printed ready to paste. Ctrl-C
+//! stops it (and `make dev` then stops the emulator).
 
 use std::net::Ipv4Addr;
 
 use referral::config::{Config, DEV_JWT_SECRET};
 use referral::http::AppState;
-use referral::http::auth::Role;
 
-/// The signing secret of billing callbacks unless `BILLING_SIGNING_SECRET` says otherwise.
+/// The signing secret of the default billing endpoint unless `BILLING_SIGNING_SECRET` says
+/// otherwise (tenants have their own).
 const DEV_SIGNING_SECRET: &str = "local-dev-billing-secret";
 
-/// Where `/r/{code}` sends visitors unless `LANDING_URL` says otherwise.
+/// The operator's key unless `OPERATOR_KEY` says otherwise.
+const DEV_OPERATOR_KEY: &str = "local-dev-operator-key-do-not-use-in-production";
+
+/// Where `/r/{code}` sends visitors of tenants without a landing URL unless `LANDING_URL` says
+/// otherwise.
 const DEV_LANDING_URL: &str = "https://example.com/signup";
 
-/// The tenant and users the printed dev tokens are for.
+/// The dev tenant and the user its promoter session is for.
 const DEV_TENANT: &str = "acme";
-const DEV_USERS: [(Role, &str); 3] = [
-    (Role::Admin, "admin-1"),
-    (Role::Promoter, "user-1"),
-    (Role::Service, "acme-backend"),
-];
+const DEV_PROMOTER: &str = "user-1";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -31,7 +32,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     )?;
     let table = env("TABLE_NAME").unwrap_or_else(|| "referrals".to_owned());
     let secret = env("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
+    let operator_key = env("OPERATOR_KEY").unwrap_or_else(|| DEV_OPERATOR_KEY.to_owned());
     let port: u16 = env("PORT").map_or(Ok(3000), |port| port.parse())?;
+    let api = format!("http://127.0.0.1:{port}");
 
     let sdk = referral::config::aws().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -39,22 +42,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let queue_url = local_stack::ensure_queues(&aws_sdk_sqs::Client::new(&sdk)).await?;
     let signing_secret =
         env("BILLING_SIGNING_SECRET").unwrap_or_else(|| DEV_SIGNING_SECRET.to_owned());
-    let billing_url = env("BILLING_CALLBACK_URL")
-        .unwrap_or_else(|| format!("http://127.0.0.1:{port}/dev/billing/{{user_id}}"));
+    let billing_url =
+        env("BILLING_CALLBACK_URL").unwrap_or_else(|| format!("{api}/dev/billing/{{user_id}}"));
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let config = Config::from_lookup(|name| match name {
         "TABLE_NAME" => Some(table.clone()),
         "JWT_SECRET" => Some(secret.clone()),
+        "OPERATOR_KEY" => Some(operator_key.clone()),
         "QUEUE_URL" => Some(queue_url.clone()),
-        "PUBLIC_BASE_URL" => env(name).or_else(|| Some(format!("http://127.0.0.1:{port}"))),
+        // Local billing sinks live on 127.0.0.1: the development flag allows them.
+        "ALLOW_PRIVATE_URLS" => Some("true".to_owned()),
+        "PUBLIC_BASE_URL" => env(name).or_else(|| Some(api.clone())),
         "LANDING_URL" => env(name).or_else(|| Some(DEV_LANDING_URL.to_owned())),
         other => env(other),
     })?;
     let state = AppState::new(config, dynamodb.clone(), Some(sqs.clone()));
     let queue = state.queue.clone().expect("QUEUE_URL is set");
-    let app = local_stack::app(state.clone())
-        .merge(local_stack::billing::dev_sink(signing_secret.clone()));
+    let app = local_stack::app(state.clone()).merge(local_stack::billing::dev_sink(
+        state.store.clone(),
+        signing_secret.clone(),
+    ));
 
     // What Lambda's event source mapping and the schedule do in AWS: the consumer drains the
     // queue, the reconciler re-sends what stays undelivered.
@@ -63,6 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         billing_consumer::Settings::from_lookup(|name| match name {
             "BILLING_CALLBACK_URL" => Some(billing_url.clone()),
             "BILLING_SIGNING_SECRET" => Some(signing_secret.clone()),
+            "ALLOW_PRIVATE_URLS" => Some("true".to_owned()),
             other => env(other),
         })?,
     );
@@ -91,21 +100,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
 
+    // The dev tenant, through the routes a SaaS operator and the tenant's admin call.
+    let dev = local_stack::DevTenant::create(
+        &app,
+        &operator_key,
+        DEV_TENANT,
+        DEV_PROMOTER,
+        &format!("{api}/dev/billing/{DEV_TENANT}/{{user_id}}"),
+    )
+    .await?;
+
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    println!("\nReferral engine, local: {api}  (emulator: {endpoint}, table: {table})");
     println!(
-        "\nReferral engine, local: http://127.0.0.1:{port}  (emulator: {endpoint}, table: {table})"
+        "Paste these into another shell (tenant '{DEV_TENANT}'; the session is {DEV_PROMOTER}'s, valid 24 h):"
     );
-    println!("Dev tokens (tenant '{DEV_TENANT}', valid 30 days):");
-    for (role, user) in DEV_USERS {
-        let token = local_stack::token(&secret, DEV_TENANT, user, role, time::Duration::days(30));
-        println!("  export {}_TOKEN={token}", role.as_str().to_uppercase());
-    }
+    println!("  export API={api}");
+    println!("  export OPERATOR_KEY={operator_key}");
+    println!("  export ADMIN_KEY={}", dev.admin_key);
+    println!("  export SERVICE_KEY={}", dev.service_key);
+    println!("  export PROMOTER_TOKEN={}", dev.promoter_token);
+    println!("Try:  curl -s $API/v1/tenant -H \"Authorization: Bearer $ADMIN_KEY\"");
     println!(
-        "Try:  curl -s http://127.0.0.1:{port}/v1/programs -H \"Authorization: Bearer $ADMIN_TOKEN\""
-    );
-    println!(
-        "Billing credits go to {billing_url} (a dev sink that checks signatures and logs them)."
+        "Billing credits of '{DEV_TENANT}' go to {api}/dev/billing/{DEV_TENANT}/{{user_id}} (a dev sink that checks each credit's signature with its tenant's secrets and logs it)."
     );
     println!("Ctrl-C stops the server and the emulator.\n");
 

@@ -26,12 +26,12 @@ const SIGNING_SECRET: &str = "billing-test-signing-secret-0123456789";
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    user_id: String,
-    idempotency_key: String,
-    signature: String,
-    body: Vec<u8>,
-    answered: u16,
+pub struct Received {
+    pub user_id: String,
+    pub idempotency_key: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+    pub answered: u16,
 }
 
 #[derive(Default)]
@@ -46,13 +46,13 @@ struct Script {
 
 /// A billing system on 127.0.0.1 with scripted answers.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     script: Arc<Mutex<Script>>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub async fn start() -> Receiver {
         let script = Arc::new(Mutex::new(Script::default()));
         let app = Router::new()
             .route("/credit/{user_id}", post(receive))
@@ -82,20 +82,12 @@ impl Receiver {
         self.script.lock().unwrap().delay = delay;
     }
 
-    fn log(&self) -> Vec<Received> {
+    pub fn log(&self) -> Vec<Received> {
         self.script.lock().unwrap().log.clone()
     }
 
     fn consumer(&self, store: DynamoStore, timeout: Duration) -> Consumer<DynamoStore> {
-        Consumer::new(
-            store,
-            Settings {
-                callback_url: self.url.clone(),
-                signing_secret: referral::config::Secret::new(SIGNING_SECRET),
-                timeout,
-                max_receive_count: 5,
-            },
-        )
+        Consumer::new(store, settings(self.url.clone(), timeout))
     }
 }
 
@@ -180,7 +172,7 @@ fn message(id: &str, body: String, receive_count: u32) -> SqsMessage {
     message
 }
 
-fn batch(rewards: &[&Reward], receive_count: u32) -> SqsEvent {
+pub fn batch(rewards: &[&Reward], receive_count: u32) -> SqsEvent {
     let mut event = SqsEvent::default();
     for reward in rewards {
         let body = serde_json::to_string(&CreditMessage::of(reward)).unwrap();
@@ -203,7 +195,7 @@ fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec
     ids
 }
 
-async fn stored(api: &Api, reward: &Reward) -> Reward {
+pub async fn stored(api: &Api, reward: &Reward) -> Reward {
     referral::domain::ledger::rewards::reward_by_id(&api.store, &api.tenant, &reward.id)
         .await
         .unwrap()
@@ -608,7 +600,7 @@ async fn every_sqs_sample_is_parsed_and_handled() {
 }
 
 /// Every reward awaiting delivery to billing (the sparse index the reconciler reads).
-async fn undelivered(api: &Api) -> Vec<Reward> {
+pub async fn undelivered(api: &Api) -> Vec<Reward> {
     use referral::store::BillingStore;
     let later = referral::clock::now() + time::Duration::days(1);
     api.store.undelivered_before(later, 1000).await.unwrap()
@@ -639,10 +631,17 @@ async fn a_sign_up_with_a_reward_due_costs_one_queue_send_more() {
     signed_up(&producing, &code, "bob").await;
     let mut calls = round_trips.take();
     calls.sort();
-    // The sign-up's reads and transaction, then one batch send of the pending referee credit.
+    // The caller's tenant (a new container reads it once), the sign-up's reads and
+    // transaction, then one batch send of the pending referee credit.
     assert_eq!(
         calls,
-        ["GetItem", "Query", "SendMessageBatch", "TransactWriteItems"]
+        [
+            "GetItem",
+            "GetItem",
+            "Query",
+            "SendMessageBatch",
+            "TransactWriteItems"
+        ]
     );
 }
 
@@ -686,16 +685,23 @@ async fn hostile_billing() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     (format!("http://127.0.0.1:{port}"), elsewhere)
 }
 
-fn consumer_to(api: &Api, url: String) -> Consumer<DynamoStore> {
-    Consumer::new(
-        api.store.clone(),
-        Settings {
-            callback_url: url,
-            signing_secret: referral::config::Secret::new(SIGNING_SECRET),
-            timeout: Duration::from_secs(3),
-            max_receive_count: 5,
+/// The consumer's settings with `url` as the default endpoint, signed with [`SIGNING_SECRET`];
+/// local receivers are private addresses, which the development flag allows.
+pub fn settings(url: String, timeout: Duration) -> Settings {
+    Settings {
+        callback_url: Some(url),
+        signing_secret: Some(referral::config::Secret::new(SIGNING_SECRET)),
+        policy: referral::outbound::Policy {
+            allow_private: true,
         },
-    )
+        tenant_cache: Duration::from_secs(30),
+        timeout,
+        max_receive_count: 5,
+    }
+}
+
+fn consumer_to(api: &Api, url: String) -> Consumer<DynamoStore> {
+    Consumer::new(api.store.clone(), settings(url, Duration::from_secs(3)))
 }
 
 /// Seen: a 302 from billing was followed with a GET and the reward marked credited though no

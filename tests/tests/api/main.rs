@@ -16,3 +16,4 @@ mod referrals;
 mod soak;
 mod support;
 mod template;
+mod tenants;

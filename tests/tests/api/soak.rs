@@ -369,8 +369,12 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
     let consumer = Arc::new(Consumer::new(
         api.store.clone(),
         Settings {
-            callback_url: format!("http://127.0.0.1:{port}/credit/{{user_id}}"),
-            signing_secret: referral::config::Secret::new(SIGNING_SECRET),
+            callback_url: Some(format!("http://127.0.0.1:{port}/credit/{{user_id}}")),
+            signing_secret: Some(referral::config::Secret::new(SIGNING_SECRET)),
+            policy: referral::outbound::Policy {
+                allow_private: true,
+            },
+            tenant_cache: Duration::from_secs(30),
             timeout: Duration::from_secs(3),
             max_receive_count: 1000,
         },

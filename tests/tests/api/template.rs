@@ -250,3 +250,25 @@ fn the_routers_serve_exactly_the_template_routes() {
         .collect();
     assert_eq!(routed(), declared);
 }
+
+/// `sam build` builds every function from one cargo workspace in one source directory: run in
+/// parallel, the cargo-lambda builds race ("File exists (os error 17)", a missing `.rmeta`), so
+/// the README's `sam build` would fail on a fresh clone. `make sam-build` runs the real build.
+#[test]
+fn sam_builds_the_functions_one_at_a_time() {
+    let config =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../samconfig.toml"))
+            .unwrap();
+    let build = config
+        .split("[default.build.parameters]")
+        .nth(1)
+        .expect("samconfig.toml has build parameters")
+        .split("\n[")
+        .next()
+        .unwrap();
+    let parallel: Vec<&str> = build
+        .lines()
+        .filter(|line| line.trim_start().starts_with("parallel"))
+        .collect();
+    assert_eq!(parallel, ["parallel = false"], "{build}");
+}

@@ -219,11 +219,26 @@ pub async fn public_code(
     })
 }
 
-/// Counts a click on `/r/{code}` when the code exists and is active. One `UpdateItem`; an
-/// unknown or malformed code costs nothing.
-pub async fn count_click(store: &impl CodeStore, code: &str) -> Result<Option<String>> {
+/// What a click on `/r/{code}` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Click {
+    /// The normalised code, when it was active and the click counted.
+    pub counted: Option<String>,
+    /// The code's tenant (whose landing URL the visitor goes to), when the code exists.
+    pub tenant: Option<String>,
+}
+
+/// Counts a click on `/r/{code}` when the code exists and is active. One `UpdateItem` (an
+/// inactive code: and a `GetItem`, for its tenant); a malformed code costs nothing.
+pub async fn count_click(store: &impl CodeStore, code: &str) -> Result<Click> {
     match normalize(code) {
-        Some(code) => Ok(store.count_click(&code).await?.then_some(code)),
-        None => Ok(None),
+        Some(code) => {
+            let (counted, tenant) = store.count_click(&code).await?;
+            Ok(Click {
+                counted: counted.then_some(code),
+                tenant,
+            })
+        }
+        None => Ok(Click::default()),
     }
 }

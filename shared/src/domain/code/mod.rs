@@ -33,6 +33,29 @@ pub fn generate() -> String {
         .collect()
 }
 
+/// The landing URL a click on `code` goes to: `ref={code}` added to the query `landing` already
+/// has (an existing `ref` replaced), before any fragment.
+pub fn with_ref(landing: &str, code: &str) -> String {
+    match url::Url::parse(landing) {
+        Ok(mut url) => {
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(name, _)| name != "ref")
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect();
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(kept)
+                .append_pair("ref", code);
+            url.to_string()
+        }
+        Err(_) => {
+            let separator = if landing.contains('?') { '&' } else { '?' };
+            format!("{landing}{separator}ref={code}")
+        }
+    }
+}
+
 /// The canonical (upper-case) form of a code as typed or linked, if it can be a code at all.
 pub fn normalize(input: &str) -> Option<String> {
     let code = input.trim().to_ascii_uppercase();
@@ -323,6 +346,22 @@ pub fn offer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_code_joins_the_landing_urls_query() {
+        assert_eq!(
+            with_ref("https://shop.example.com/welcome", "AB12CD34"),
+            "https://shop.example.com/welcome?ref=AB12CD34"
+        );
+        assert_eq!(
+            with_ref(
+                "https://shop.example.com/w?utm_source=x&ref=OLD#signup",
+                "AB12CD34"
+            ),
+            "https://shop.example.com/w?utm_source=x&ref=AB12CD34#signup"
+        );
+        assert_eq!(with_ref("/", "AB12CD34"), "/?ref=AB12CD34");
+    }
 
     #[test]
     fn generated_codes_are_short_unambiguous_and_distinct() {

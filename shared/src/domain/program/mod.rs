@@ -184,12 +184,14 @@ pub struct ProgramInput {
 }
 
 /// A field that may be absent but, when present, must not be `null`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -236,10 +238,12 @@ impl Program {
             .name
             .clone()
             .ok_or_else(|| Error::invalid("name", "is required"))?;
-        let currency = input
-            .currency
-            .clone()
-            .ok_or_else(|| Error::invalid("currency", "is required (ISO 4217 code or POINTS)"))?;
+        let currency = input.currency.clone().ok_or_else(|| {
+            Error::invalid(
+                "currency",
+                "is required (ISO 4217 code or POINTS) unless the tenant has a default_currency",
+            )
+        })?;
         let blank = Program {
             id,
             tenant: tenant.to_owned(),

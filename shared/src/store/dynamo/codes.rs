@@ -90,7 +90,7 @@ impl CodeStore for DynamoStore {
         }
     }
 
-    async fn count_click(&self, code: &str) -> Result<bool> {
+    async fn count_click(&self, code: &str) -> Result<(bool, Option<String>)> {
         let result = self
             .client()
             .update_item()
@@ -100,9 +100,21 @@ impl CodeStore for DynamoStore {
             .condition_expression("attribute_exists(PK) AND is_active = :true")
             .expression_attribute_values(":one", number(1))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        Ok(conditional("UpdateItem", result)?.is_some())
+        let tenant_of = |item: Option<&super::Item>| {
+            item.and_then(|item| item.get("tenant"))
+                .and_then(|value| value.as_s().ok())
+                .cloned()
+        };
+        match conditional("UpdateItem", result)? {
+            Some(output) => Ok((true, tenant_of(output.attributes.as_ref()))),
+            None => Ok((
+                false,
+                tenant_of(self.get(&keys::code(code)).await?.as_ref()),
+            )),
+        }
     }
 
     async fn code_with_counts(

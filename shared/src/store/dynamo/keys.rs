@@ -15,6 +15,8 @@
 //! | balance            | `TENANT#{t}#USER#{u}`                 | `BALANCE#{currency}` | `TENANT#{t}#USER#{u}`     | `PROMOTER#BALANCE#{currency}` |
 //! | code in a program  | `CODE#{code}`                         | `PROGRAM#{p}`  |                                 |                    |
 //! | release job        | `TENANT#{t}#USER#{u}`                 | `RELEASE#{p}#{relation or *}` |                  |                    |
+//! | tenant             | `TENANT#{t}`                          | `TENANT`       | `TENANTS`                       | `TENANT#{t}`       |
+//! | API key            | `APIKEY#{sha-256 of the key}`         | `APIKEY`       |                                 |                    |
 //!
 //! GSI2 (sparse): a relation by id (`TENANT#{t}#REFERRAL#{id}` / `REFERRAL`), and rewards awaiting
 //! delivery to billing (`REWARD#PENDING` / `{updated}#{id}`). Reward ids are
@@ -317,6 +319,30 @@ pub fn payout(tenant_id: &str, id: &str) -> Key {
 /// GSI1 partition of a user's payouts, sorted by payout id (time).
 pub fn payouts_by_user(tenant_id: &str, user_id: &str) -> String {
     format!("{}#PAYOUTS", user(tenant_id, user_id))
+}
+
+/// A tenant's own item, beside its programs in its partition.
+pub fn tenant_item(tenant_id: &str) -> Key {
+    Key {
+        pk: tenant(tenant_id),
+        sk: "TENANT".to_owned(),
+    }
+}
+
+/// GSI1 partition of every tenant (the operator's list), sorted by id.
+pub const TENANTS: &str = "TENANTS";
+
+/// GSI1 sort key of a tenant in [`TENANTS`].
+pub fn tenant_gsi1sk(tenant_id: &str) -> String {
+    tenant(tenant_id)
+}
+
+/// An API key, by the digest of the key: authenticating a request is one `GetItem`.
+pub fn api_key(digest: &str) -> Key {
+    Key {
+        pk: format!("APIKEY#{digest}"),
+        sk: "APIKEY".to_owned(),
+    }
 }
 
 /// Names compare case-insensitively and without surrounding or repeated white space.

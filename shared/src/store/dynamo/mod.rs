@@ -576,6 +576,7 @@ pub mod keys;
 mod programs;
 mod promoters;
 mod referrals;
+mod tenants;
 
 pub use promoters::{referral_item, reward_item};
 
