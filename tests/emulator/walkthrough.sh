@@ -41,7 +41,7 @@ echo "$section" | awk -v dir="$work" '
 credentials=$(grep -o "export [A-Z_]*=.*" "$log")
 # Each curl also reports its method, URL, status and time on a line of its own.
 prelude='curl() { command curl -w "%{stderr}%{method} %{url_effective} %{http_code} %{time_total}\n" "$@"; }'
-epilogue='echo "CHECK $TENANT_ID $ADMIN_KEY $PROGRAM $CODE"'
+epilogue='echo; echo "CHECK $TENANT_ID $ADMIN_KEY $PROGRAM $CODE"'
 run() {
     local name=$1; shift
     bash -euo pipefail -c "$credentials
@@ -72,7 +72,9 @@ def expected(*blocks):
                 lines.append(re.split(r"\s{3}\(", line[4:])[0].rstrip())
     return lines
 for name, blocks in [("acme", ["block1.sh"]), ("globex", ["block2.sh", "block1.sh"])]:
-    out = [l for l in (work / f"{name}.out").read_text().splitlines() if not l.startswith("CHECK ")]
+    # A body without a final newline (the error envelope) ends its line at the epilogue's echo.
+    out = [l for l in (work / f"{name}.out").read_text().splitlines()
+           if l and not l.startswith("CHECK ")]
     want = [w.replace("acme", name) for w in expected(*blocks)]
     if len(out) != len(want):
         sys.exit(f"{name}: {len(out)} output lines, the README shows {len(want)}:\n" + "\n".join(out))
