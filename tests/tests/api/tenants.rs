@@ -834,3 +834,76 @@ async fn health_and_the_api_reference_need_no_credential() {
         "neither touches the table"
     );
 }
+
+/// What `make dev` skips and AWS does: the signing key (current and previous versions) and the
+/// operator key read from Secrets Manager at cold start, here from the emulator's. Prints what the
+/// reads cost (figures, not assertions).
+#[tokio::test]
+async fn secrets_are_read_from_secrets_manager_with_the_previous_signing_key() {
+    let sdk = referral::config::aws().await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let name = fresh_id("signing");
+    let arn = client
+        .create_secret()
+        .name(&name)
+        .secret_string("first-signing-secret-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let operator = client
+        .create_secret()
+        .name(fresh_id("operator"))
+        .secret_string("operator-key-from-secrets-manager-0123")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let env = |arn: String, operator: String| {
+        move |name: &str| match name {
+            "JWT_SECRET_ARN" => Some(arn.clone()),
+            "OPERATOR_KEY_SECRET_ARN" => Some(operator.clone()),
+            _ => None,
+        }
+    };
+    let started = std::time::Instant::now();
+    let read = referral::config::environment(
+        &sdk,
+        referral::config::HTTP_SECRETS,
+        env(arn.clone(), operator.clone()),
+    )
+    .await
+    .unwrap();
+    println!(
+        "secrets: 2 read concurrently in {:?} (no previous version yet)",
+        started.elapsed()
+    );
+    assert_eq!(read["JWT_SECRET"], "first-signing-secret-0123456789");
+    assert_eq!(
+        read["OPERATOR_KEY"],
+        "operator-key-from-secrets-manager-0123"
+    );
+    assert!(!read.contains_key("JWT_PREVIOUS_SECRET"));
+
+    // A rotation: put-secret-value makes the old value AWSPREVIOUS.
+    client
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("second-signing-secret-0123456789")
+        .send()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let read =
+        referral::config::environment(&sdk, referral::config::HTTP_SECRETS, env(arn, operator))
+            .await
+            .unwrap();
+    println!("secrets: 3 read concurrently in {:?}", started.elapsed());
+    assert_eq!(read["JWT_SECRET"], "second-signing-secret-0123456789");
+    assert_eq!(
+        read["JWT_PREVIOUS_SECRET"],
+        "first-signing-secret-0123456789"
+    );
+}
