@@ -274,7 +274,7 @@ async fn call(
 
 fn field(value: &serde_json::Value, path: &[&str]) -> Result<String, BoxError> {
     path.iter()
-        .fold(Some(value), |value, name| value.and_then(|v| v.get(name)))
+        .try_fold(value, |value, name| value.get(name))
         .and_then(|v| v.as_str())
         .map(str::to_owned)
         .ok_or_else(|| format!("the answer has no {}", path.join(".")).into())

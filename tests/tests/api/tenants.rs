@@ -568,12 +568,11 @@ async fn pending_credit(api: &Api, tenant: &Tenant, code: &str, user: &str) -> R
         tenant: tenant.id.clone(),
         ..api.clone()
     };
-    let reward = undelivered(&view)
+    undelivered(&view)
         .await
         .into_iter()
         .find(|reward| reward.tenant == tenant.id && reward.user_id == user)
-        .expect("the referee credit is pending");
-    reward
+        .expect("the referee credit is pending")
 }
 
 /// A tenant with a billing endpoint at `receiver`, a program paying the referee a credit, and
