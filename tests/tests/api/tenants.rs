@@ -205,40 +205,27 @@ async fn two_tenants_run_side_by_side_and_neither_sees_the_other() {
     let api = Api::new().await;
     let mut seen = Vec::new();
     for name in ["north", "south"] {
-        let id = fresh_id(name);
-        let tenant = create_tenant(
+        let launched = launch(
             &api,
-            &id,
+            name,
             json!({"default_currency": "USD",
                    "landing_url": format!("https://{name}.example.com/join?utm=ref"),
                    "link_base_url": format!("https://go.{name}.example.com")}),
         )
         .await;
-        // Programs take the tenant's default currency.
-        let (status, program) = api
-            .call(
-                Method::POST,
-                "/v1/programs",
-                Some(&tenant.admin),
-                Some(json!({"name": "Launch", "rewards": [
-                    {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000}]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{program}");
-        assert_eq!(program["currency"], "USD");
-        let token = session(&api, &tenant, "user-1").await;
+        let Launched {
+            tenant,
+            program,
+            token,
+            code,
+        } = launched;
         let (_, me) = api
             .call(Method::GET, "/v1/promoters/me", Some(&token), None)
             .await;
-        let code = me["referral_code"].as_str().unwrap().to_owned();
         assert_eq!(
             me["referral_link"],
             format!("https://go.{name}.example.com/r/{code}")
         );
-        let (_, redirect) = api
-            .call(Method::GET, &format!("/r/{code}"), None, None)
-            .await;
-        let _ = redirect;
         let (status, signed) = api
             .call(
                 Method::POST,
@@ -248,13 +235,8 @@ async fn two_tenants_run_side_by_side_and_neither_sees_the_other() {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{signed}");
-        seen.push((
-            tenant,
-            token,
-            code,
-            program["id"].as_str().unwrap().to_owned(),
-            signed["referral"]["id"].as_str().unwrap().to_owned(),
-        ));
+        let relation = signed["referral"]["id"].as_str().unwrap().to_owned();
+        seen.push((tenant, token, code, program, relation));
     }
     let (north, south) = (&seen[0], &seen[1]);
     assert_ne!(
@@ -575,25 +557,29 @@ async fn pending_credit(api: &Api, tenant: &Tenant, code: &str, user: &str) -> R
         .expect("the referee credit is pending")
 }
 
-/// A tenant with a billing endpoint at `receiver`, a program paying the referee a credit, and
-/// user-1's code.
-async fn billing_tenant(api: &Api, receiver: &Receiver) -> (Tenant, String) {
-    let tenant = create_tenant(
-        api,
-        &fresh_id("bill"),
-        json!({"default_currency": "USD", "billing_url": receiver.url}),
-    )
-    .await;
+/// A tenant made with `settings`, its program paying the referee 1,000 in cash on sign-up (in
+/// the tenant's default currency, USD), and its user-1's session and code.
+struct Launched {
+    tenant: Tenant,
+    program: String,
+    token: String,
+    code: String,
+}
+
+async fn launch(api: &Api, prefix: &str, settings: Value) -> Launched {
+    let tenant = create_tenant(api, &fresh_id(prefix), settings).await;
     let (status, program) = api
         .call(
             Method::POST,
             "/v1/programs",
             Some(&tenant.admin),
-            Some(json!({"name": "Credits", "rewards": [
+            Some(json!({"name": "Launch", "rewards": [
                 {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000}]})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{program}");
+    // Programs take the tenant's default currency.
+    assert_eq!(program["currency"], "USD");
     let token = session(api, &tenant, "user-1").await;
     let code = api
         .call(Method::GET, "/v1/promoters/me", Some(&token), None)
@@ -602,7 +588,23 @@ async fn billing_tenant(api: &Api, receiver: &Receiver) -> (Tenant, String) {
         .as_str()
         .unwrap()
         .to_owned();
-    (tenant, code)
+    Launched {
+        tenant,
+        program: program["id"].as_str().unwrap().to_owned(),
+        token,
+        code,
+    }
+}
+
+/// A tenant with a billing endpoint at `receiver`, and its user-1's code.
+async fn billing_tenant(api: &Api, receiver: &Receiver) -> (Tenant, String) {
+    let launched = launch(
+        api,
+        "bill",
+        json!({"default_currency": "USD", "billing_url": receiver.url}),
+    )
+    .await;
+    (launched.tenant, launched.code)
 }
 
 fn consumer(api: &Api, default_url: String) -> Consumer<DynamoStore> {
