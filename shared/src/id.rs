@@ -42,6 +42,18 @@ pub fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
 }
 
+/// A new signing secret of the Standard Webhooks form: `whsec_` and the standard base64 of 32
+/// random bytes (billing endpoints' and webhook endpoints' secrets).
+pub fn signing_secret() -> String {
+    use base64::Engine;
+    let mut buffer = [0u8; 32];
+    getrandom::fill(&mut buffer).expect("the operating system provides randomness");
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(buffer)
+    )
+}
+
 /// Whether `candidate` has the form of an id this service issues. Used to answer a malformed id
 /// in a path with 404 without a database round trip.
 pub fn is_id(candidate: &str) -> bool {

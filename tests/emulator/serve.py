@@ -27,6 +27,9 @@ Three things DynamoDB and SQS do that moto does not, so that the engine is teste
   of transactions and answers them with a 500 (the answer is lost: the SDK retries with the same
   token), and fails that fraction of SQS sends (a batch answers every entry as failed). Counts
   are served at GET /__emulator/stats; POST /__emulator/faults with a spec replaces the faults.
+- A cancelled TransactWriteItems leaves nothing in the table's stream (stock moto records the
+  items it wrote before the failed condition; the rollback here would record its own undoing).
+  Real DynamoDB streams only committed writes, and the engine's outbox reads the stream.
 - A waiting SQS receive (WaitTimeSeconds > 0) no longer holds the one lock while it waits: it
   polls without waiting under the lock and sleeps outside it, so other requests go on.
 
@@ -270,6 +273,10 @@ def item_backed_transactions():
                 except Exception:  # a malformed key: moto refuses the transaction itself
                     continue
                 before.append((table_name, key, copy.deepcopy(item)))
+        # A cancelled transaction leaves no stream records (moto's own writes before the failed
+        # condition, and the rollback's, would): each stream is cut back to where it was.
+        streams = [(table.stream_shard, len(table.stream_shard.items))
+                   for table in self.tables.values() if table.stream_shard is not None]
         try:
             return original(self, transact_items)
         except Exception:
@@ -279,6 +286,8 @@ def item_backed_transactions():
                         self.delete_item(table_name, key)
                 else:
                     self.put_item(table_name, item.to_json()["Attributes"])
+            for shard, length in streams:
+                del shard.items[length:]
             raise
 
     backend.transact_write_items = transact_write_items

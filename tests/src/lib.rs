@@ -4,13 +4,16 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use axum::Router;
 use referral::http::AppState;
 use referral::http::auth::{self, Claims, Role};
 use referral::store::dynamo::keys;
+
+pub mod stream;
 
 /// Every endpoint group, merged: what `make dev` serves on port 3000.
 pub fn routes() -> Router<AppState> {
@@ -94,7 +97,14 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .set_key_schema(Some(key_schema(&TABLE.key)));
+        .set_key_schema(Some(key_schema(&TABLE.key)))
+        // The outbox: the dispatcher reads every committed change with both images.
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()?,
+        );
     for name in attributes {
         create = create.attribute_definitions(
             AttributeDefinition::builder()
@@ -142,12 +152,34 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
     Ok(())
 }
 
-/// Creates the billing queue with its dead-letter queue (redrive after
-/// [`MAX_RECEIVE_COUNT`] receives); returns the queue's URL.
-pub async fn ensure_queues(client: &aws_sdk_sqs::Client) -> Result<String, BoxError> {
+/// The queues of `template.yaml`: billing credits and webhook deliveries, each with its
+/// dead-letter queue.
+pub struct Queues {
+    pub billing: String,
+    pub webhooks: String,
+}
+
+/// The webhook-delivery queue and its dead-letter queue, as in `template.yaml`.
+pub const WEBHOOK_QUEUE: &str = "referral-webhook-deliveries";
+pub const WEBHOOK_DLQ: &str = "referral-webhook-deliveries-dlq";
+
+/// Creates both queues with their dead-letter queues (redrive after [`MAX_RECEIVE_COUNT`]
+/// receives); answers their URLs.
+pub async fn ensure_queues(client: &aws_sdk_sqs::Client) -> Result<Queues, BoxError> {
+    Ok(Queues {
+        billing: ensure_queue(client, BILLING_QUEUE, BILLING_DLQ).await?,
+        webhooks: ensure_queue(client, WEBHOOK_QUEUE, WEBHOOK_DLQ).await?,
+    })
+}
+
+async fn ensure_queue(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    dead_letters: &str,
+) -> Result<String, BoxError> {
     let dlq_url = client
         .create_queue()
-        .queue_name(BILLING_DLQ)
+        .queue_name(dead_letters)
         .send()
         .await
         .map_err(|error| Box::new(error.into_service_error()))?
@@ -169,7 +201,7 @@ pub async fn ensure_queues(client: &aws_sdk_sqs::Client) -> Result<String, BoxEr
     });
     let queue_url = client
         .create_queue()
-        .queue_name(BILLING_QUEUE)
+        .queue_name(name)
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .attributes(QueueAttributeName::VisibilityTimeout, "90")
         .send()

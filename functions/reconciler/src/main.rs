@@ -1,6 +1,7 @@
-//! The reconciler Lambda, run on a schedule: finishes release jobs and re-sends rewards left
-//! `pending`, both older than `RECONCILE_AFTER_SECONDS` (default 900), found through sparse
-//! indexes, never a scan. Clients are built once per cold start.
+//! The reconciler Lambda, run on a schedule: finishes release jobs (the rewards they release
+//! reach billing through the stream, like any change) and re-sends rewards left `pending`, both
+//! older than `RECONCILE_AFTER_SECONDS` (default 900), found through sparse indexes, never a
+//! scan. Clients are built once per cold start.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use referral::delivery::queue::BillingQueue;
@@ -21,7 +22,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         move |_: LambdaEvent<serde_json::Value>| async move {
             let age = time::Duration::seconds(age);
             let released = referral::delivery::reconcile::resume_release_jobs(store, age).await?;
-            queue.enqueue(&released).await;
             let sent = referral::delivery::reconcile::reconcile(store, queue, age).await?;
             Ok::<_, lambda_runtime::Error>(
                 serde_json::json!({ "released": released.len(), "resent": sent }),

@@ -13,8 +13,8 @@
 //! | `GET /v1/rewards?status=failed`    | 1 `Query` (GSI2, the tenant's failed rewards)                       |
 //! | `POST /v1/rewards/{id}/retry`      | 2 `Query`s (relation, its rewards) + 1 `UpdateItem`                 |
 //!
-//! Every `pending` reward an operation produces is then sent to the billing queue (one
-//! `SendMessageBatch` per ten); a lost send is recovered by the reconciler.
+//! No route sends to SQS: a `pending` reward an operation commits reaches the billing queue
+//! through the table's stream (the outbox dispatcher, `functions/dispatcher`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -78,7 +78,6 @@ async fn retry(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Reward>)> {
     let reward = rewards::retry_reward(&state.store, &admin.tenant, &id).await?;
-    state.deliver([&reward]).await;
     Ok((StatusCode::ACCEPTED, Json(reward)))
 }
 
@@ -88,9 +87,6 @@ async fn sign_up(
     JsonBody(input): JsonBody<SignUp>,
 ) -> Result<(StatusCode, Json<Outcome>)> {
     let outcome = relations::register_referral(&state.store, &service.tenant, &input).await?;
-    state
-        .deliver(outcome.rewards.iter().chain(&outcome.released))
-        .await;
     Ok((StatusCode::CREATED, Json(outcome)))
 }
 
@@ -129,7 +125,6 @@ async fn complete(
     Path(id): Path<String>,
 ) -> Result<Json<Completion>> {
     let completion = relations::complete_referral(&state.store, &admin.tenant, &id).await?;
-    state.deliver(&completion.rewards).await;
     Ok(Json(completion))
 }
 
@@ -139,7 +134,6 @@ async fn complete_between(
     JsonBody(input): JsonBody<CompleteByUsers>,
 ) -> Result<Json<Completion>> {
     let completion = relations::complete_between(&state.store, &admin.tenant, &input).await?;
-    state.deliver(&completion.rewards).await;
     Ok(Json(completion))
 }
 
@@ -149,7 +143,6 @@ async fn invoice(
     JsonBody(invoice): JsonBody<Invoice>,
 ) -> Result<Json<InvoiceOutcome>> {
     let outcome = relations::record_invoice(&state.store, &service.tenant, &invoice).await?;
-    state.deliver(&outcome.rewards).await;
     Ok(Json(outcome))
 }
 
@@ -159,8 +152,5 @@ async fn verification(
     JsonBody(check): JsonBody<Verification>,
 ) -> Result<Json<VerificationResult>> {
     let result = relations::record_verification(&state.store, &service.tenant, &check).await?;
-    state
-        .deliver(result.rewards.iter().chain(&result.released))
-        .await;
     Ok(Json(result))
 }

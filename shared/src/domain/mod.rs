@@ -4,6 +4,7 @@
 //! cases import entities and ports. Nothing here imports `aws_*`, `axum` or `reqwest`.
 
 pub mod code;
+pub mod event;
 pub mod invitation;
 pub mod ledger;
 pub mod money;
@@ -12,6 +13,7 @@ pub mod promoter;
 pub mod referral;
 pub mod rules;
 pub mod tenant;
+pub mod webhook;
 
 #[cfg(test)]
 mod tests {

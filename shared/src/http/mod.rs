@@ -14,7 +14,6 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::delivery::queue::BillingQueue;
-use crate::domain::ledger::Reward;
 use crate::error::{Error, Result};
 use crate::store::DynamoStore;
 
@@ -100,13 +99,6 @@ impl AppState {
     pub fn outbound_policy(&self) -> crate::outbound::Policy {
         crate::outbound::Policy {
             allow_private: self.config.allow_private_urls,
-        }
-    }
-
-    /// Hands the `pending` rewards among `rewards` to the billing queue (if any).
-    pub async fn deliver<'a>(&self, rewards: impl IntoIterator<Item = &'a Reward>) {
-        if let Some(queue) = &self.queue {
-            queue.enqueue(rewards).await;
         }
     }
 }

@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::code::ReferralCode;
+use crate::domain::event::Event;
 use crate::domain::ledger::{Balance, BalanceEffect, Payout, Reward, RewardStatus};
 use crate::domain::program::Program;
 pub use crate::domain::promoter::CodeItem;
 use crate::domain::promoter::{PayoutMethod, Promoter};
 use crate::domain::referral::Referral;
 use crate::domain::tenant::{ApiKey, Tenant, TenantStatus};
+use crate::domain::webhook::WebhookEndpoint;
 use crate::error::Result;
 use crate::page::{Page, PageRequest};
 
@@ -701,4 +703,16 @@ pub trait TenantStore: Send + Sync {
         now: OffsetDateTime,
         stale_before: OffsetDateTime,
     ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The outbox's storage: events kept for replay, and the endpoints events fan out to.
+pub trait OutboxStore: Send + Sync {
+    /// Keeps `events` (written again unchanged if the same change is read twice).
+    fn record_events(&self, events: &[Event]) -> impl Future<Output = Result<()>> + Send;
+
+    /// A tenant's webhook endpoints, enabled or not.
+    fn webhook_endpoints(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<WebhookEndpoint>>> + Send;
 }

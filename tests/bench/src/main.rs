@@ -633,7 +633,7 @@ async fn main() -> Result<(), BoxError> {
             .interceptor(calls.clone())
             .build(),
     );
-    let queue_url = local_stack::ensure_queues(&sqs).await?;
+    let queue_url = local_stack::ensure_queues(&sqs).await?.billing;
     let python_queue = sqs
         .create_queue()
         .queue_name(PYTHON_QUEUE)

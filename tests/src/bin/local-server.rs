@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let sdk = referral::config::aws().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     local_stack::ensure_table(&dynamodb, &table).await?;
-    let queue_url = local_stack::ensure_queues(&aws_sdk_sqs::Client::new(&sdk)).await?;
+    let queues = local_stack::ensure_queues(&aws_sdk_sqs::Client::new(&sdk)).await?;
     let signing_secret =
         env("BILLING_SIGNING_SECRET").unwrap_or_else(|| DEV_SIGNING_SECRET.to_owned());
     let billing_url =
@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "TABLE_NAME" => Some(table.clone()),
         "JWT_SECRET" => Some(secret.clone()),
         "OPERATOR_KEY" => Some(operator_key.clone()),
-        "QUEUE_URL" => Some(queue_url.clone()),
+        "QUEUE_URL" => Some(queues.billing.clone()),
         // Local billing sinks live on 127.0.0.1: the development flag allows them.
         "ALLOW_PRIVATE_URLS" => Some("true".to_owned()),
         "PUBLIC_BASE_URL" => env(name).or_else(|| Some(api.clone())),
@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     })?;
     let state = AppState::new(config, dynamodb.clone(), Some(sqs.clone()));
     let queue = state.queue.clone().expect("QUEUE_URL is set");
+    let webhook_queue = referral::delivery::queue::Queue::new(sqs.clone(), &queues.webhooks);
     let app = local_stack::app(state.clone()).merge(local_stack::billing::dev_sink(
         state.store.clone(),
         signing_secret.clone(),
@@ -84,13 +85,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
         }
     });
+    // The stream's event source mapping: the outbox dispatcher reads every committed change.
+    let outbox = referral::delivery::outbox::Outbox::new(
+        state.store.clone(),
+        queue.clone(),
+        webhook_queue.clone(),
+    );
+    let mut reader =
+        local_stack::stream::StreamReader::open(&sdk, None, &table, true, None).await?;
+    tokio::spawn(async move {
+        loop {
+            match reader.pump(&outbox).await {
+                Ok(dispatched) if dispatched != Default::default() => continue,
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "outbox: the batch is read again"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
     let reconcile_store = state.store.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             let age = time::Duration::seconds(60);
             match referral::delivery::reconcile::resume_release_jobs(&reconcile_store, age).await {
-                Ok(released) => drop(queue.enqueue(&released).await),
+                Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "reconciler: release jobs failed"),
             }
             if let Err(error) =

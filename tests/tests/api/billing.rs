@@ -468,17 +468,7 @@ async fn concurrent_duplicates_in_one_batch_call_billing_once() {
 
 /// A queue of its own on the emulator.
 async fn queue(api: &Api) -> BillingQueue {
-    let sdk = referral::config::aws().await;
-    let client = aws_sdk_sqs::Client::new(&sdk);
-    let url = client
-        .create_queue()
-        .queue_name(format!("credits-{}", api.tenant))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    BillingQueue::new(client, &url)
+    crate::support::queue(&format!("credits-{}", api.tenant)).await
 }
 
 async fn drain(queue: &BillingQueue, consumer: &Consumer<DynamoStore>) -> usize {
@@ -495,23 +485,13 @@ async fn drain(queue: &BillingQueue, consumer: &Consumer<DynamoStore>) -> usize 
 }
 
 #[tokio::test]
-async fn from_sign_up_and_invoice_through_the_queue_to_billing() {
+async fn from_sign_up_and_invoice_through_the_stream_and_the_queue_to_billing() {
     let receiver = Receiver::start().await;
     let (api, code) = tenant().await;
-    let queue = queue(&api).await;
-    let sdk = referral::config::aws().await;
-    let mut settings = config();
-    settings.queue_url = Some(queue.url().to_owned());
-    let producing = Api {
-        router: local_stack::app(AppState::new(
-            settings,
-            api.store.client().clone(),
-            Some(aws_sdk_sqs::Client::new(&sdk)),
-        )),
-        ..api.clone()
-    };
+    let mut outbox = crate::support::TestOutbox::new(&api).await;
+    let queue = outbox.billing.clone();
     let service = token(&api.tenant, "backend", Role::Service);
-    let (status, _) = producing
+    let (status, _) = api
         .call(
             Method::POST,
             "/v1/referrals",
@@ -520,13 +500,24 @@ async fn from_sign_up_and_invoice_through_the_queue_to_billing() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, invoice) = producing
+    let (status, invoice) = api
         .call(Method::POST, "/v1/events/invoices", Some(&service), Some(json!({"event_id": "i-1", "user_id": "bob", "amount_paid": 6000, "currency": "USD"})))
         .await;
     assert_eq!(
         (status, invoice["acquired_credit"].as_i64()),
         (StatusCode::OK, Some(2500))
     );
+    // Nothing was sent by the requests; the stream carries both credits to the queue.
+    assert_eq!(
+        drain(
+            &queue,
+            &receiver.consumer(api.store.clone(), Duration::from_secs(2))
+        )
+        .await,
+        0
+    );
+    let dispatched = outbox.pump().await;
+    assert_eq!(dispatched.credits, 2, "{dispatched:?}");
 
     let consumer = receiver.consumer(api.store.clone(), Duration::from_secs(2));
     assert_eq!(drain(&queue, &consumer).await, 2);
@@ -560,7 +551,7 @@ async fn a_lost_send_is_recovered_by_the_reconciler() {
     let receiver = Receiver::start().await;
     // The reconciler works table-wide: give it a table of its own.
     let (api, code) = set_up(Api::isolated().await).await;
-    // The router under test has no queue: the send after the write is "lost".
+    // No dispatcher reads the stream here: the credit's message is as good as lost.
     let reward = signed_up(&api, &code, "bob").await;
     let queue = queue(&api).await;
     let consumer = receiver.consumer(api.store.clone(), Duration::from_secs(2));
@@ -607,9 +598,8 @@ pub async fn undelivered(api: &Api) -> Vec<Reward> {
 }
 
 #[tokio::test]
-async fn a_sign_up_with_a_reward_due_costs_one_queue_send_more() {
+async fn a_sign_up_with_a_reward_due_sends_nothing_to_sqs() {
     let (api, code) = tenant().await;
-    let queue = queue(&api).await;
     let round_trips = RoundTrips::default();
     let sdk = referral::config::aws().await;
     let sqs = aws_sdk_sqs::Client::from_conf(
@@ -618,7 +608,7 @@ async fn a_sign_up_with_a_reward_due_costs_one_queue_send_more() {
             .build(),
     );
     let mut settings = config();
-    settings.queue_url = Some(queue.url().to_owned());
+    settings.queue_url = Some(queue(&api).await.url().to_owned());
     let producing = Api {
         router: local_stack::app(AppState::new(
             settings,
@@ -632,17 +622,8 @@ async fn a_sign_up_with_a_reward_due_costs_one_queue_send_more() {
     let mut calls = round_trips.take();
     calls.sort();
     // The caller's tenant (a new container reads it once), the sign-up's reads and
-    // transaction, then one batch send of the pending referee credit.
-    assert_eq!(
-        calls,
-        [
-            "GetItem",
-            "GetItem",
-            "Query",
-            "SendMessageBatch",
-            "TransactWriteItems"
-        ]
-    );
+    // transaction; the pending referee credit leaves through the table's stream.
+    assert_eq!(calls, ["GetItem", "GetItem", "Query", "TransactWriteItems"]);
 }
 
 /// A billing system answering with a redirect, or with an answer that never ends, on

@@ -96,3 +96,81 @@ async fn transactions_honour_client_request_tokens() {
         "a new token runs the transaction again: its condition fails"
     );
 }
+
+/// Real DynamoDB streams only what a transaction committed. Stock moto streams the items a
+/// cancelled `TransactWriteItems` wrote before its failed condition (the emulator's rollback
+/// would stream its undoing too): the outbox would tell events that never happened. A
+/// cancelled transaction leaves nothing in the stream; a committed one leaves its writes.
+#[tokio::test]
+async fn a_cancelled_transaction_leaves_nothing_in_the_stream() {
+    use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+
+    let api = Api::new().await;
+    let sdk = referral::config::aws().await;
+    let mut reader = local_stack::stream::StreamReader::open(
+        &sdk,
+        None,
+        api.store.table(),
+        true,
+        Some(&api.tenant),
+    )
+    .await
+    .unwrap();
+    let client = api.store.client().clone();
+    let put = |pk: &str| {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(api.store.table())
+                    .item("PK", AttributeValue::S(format!("{}#{pk}", api.tenant)))
+                    .item("SK", AttributeValue::S("STREAM".into()))
+                    .item("tenant", AttributeValue::S(api.tenant.clone()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let missing = TransactWriteItem::builder()
+        .condition_check(
+            ConditionCheck::builder()
+                .table_name(api.store.table())
+                .key("PK", AttributeValue::S(format!("{}#absent", api.tenant)))
+                .key("SK", AttributeValue::S("STREAM".into()))
+                .condition_expression("attribute_exists(PK)")
+                .build()
+                .unwrap(),
+        )
+        .build();
+    // An item written, then a condition that fails: cancelled.
+    let cancelled = client
+        .transact_write_items()
+        .transact_items(put("phantom"))
+        .transact_items(missing)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        cancelled
+            .into_service_error()
+            .is_transaction_canceled_exception()
+    );
+    client
+        .transact_write_items()
+        .transact_items(put("real"))
+        .send()
+        .await
+        .unwrap();
+    let changes = reader.read().await.unwrap();
+    let written: Vec<String> = changes
+        .iter()
+        .map(|change| {
+            let image = change.new.as_ref().expect("an INSERT has a new image");
+            assert!(change.old.is_none(), "{change:?}");
+            match image.get("PK") {
+                Some(serde_dynamo::AttributeValue::S(pk)) => pk.clone(),
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(written, [format!("{}#real", api.tenant)]);
+}

@@ -86,9 +86,9 @@ fn api_gateway_samples() -> Vec<String> {
     let mut found = Vec::new();
     for group in std::fs::read_dir(events_dir()).unwrap() {
         let group = group.unwrap().path();
-        if !group.is_dir() || group.ends_with("billing-consumer") {
+        if !group.is_dir() || group.ends_with("billing-consumer") || group.ends_with("dispatcher") {
             // events/local-env.json is the environment for `sam local invoke`; SQS samples
-            // run in billing.rs.
+            // run in billing.rs, stream samples below.
             continue;
         }
         for file in std::fs::read_dir(&group).unwrap() {
@@ -181,4 +181,45 @@ async fn every_sample_runs_through_the_router_with_its_expected_status() {
         let (status, body) = read(response).await;
         assert_eq!(status.as_u16(), *expected, "{name}: {body}");
     }
+}
+
+/// The stream samples (`sam local invoke DispatcherFunction -e events/dispatcher/...`) parse as
+/// Lambda's event and dispatch: the pending reward's credit and its `reward.created` event;
+/// the balance change tells nothing.
+#[tokio::test]
+async fn every_stream_sample_is_parsed_and_dispatched() {
+    let api = Api::new().await;
+    let outbox = crate::support::TestOutbox::new(&api).await;
+    let mut samples = 0;
+    for file in std::fs::read_dir(events_dir().join("dispatcher")).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+        let event: aws_lambda_events::event::dynamodb::Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(event.records.len(), 2);
+        let changes: Vec<_> = event
+            .records
+            .iter()
+            .cloned()
+            .map(dispatcher::change)
+            .collect();
+        assert!(changes[0].old.is_none() && changes[0].new.is_some());
+        let response = dispatcher::handle(&outbox.outbox, event).await;
+        assert!(response.batch_item_failures.is_empty());
+        let messages = outbox
+            .billing
+            .client()
+            .receive_message()
+            .queue_url(outbox.billing.url())
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        assert_eq!(messages.len(), 1, "one credit");
+        let credit: serde_json::Value =
+            serde_json::from_str(messages[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(credit["amount"], 1000);
+        samples += 1;
+    }
+    assert!(samples > 0);
 }

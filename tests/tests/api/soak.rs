@@ -1,6 +1,7 @@
 //! The soak: many concurrent clients run a random mix of everything that moves money against
 //! an emulator that behaves like DynamoDB and SQS under load (transaction conflicts,
-//! throttling, 500s, commits whose answer is lost, failed sends), while a consumer delivers
+//! throttling, 500s, commits whose answer is lost, failed sends), while the outbox dispatcher
+//! reads the table's stream (its reads and sends under the same faults) and a consumer delivers
 //! billing credits. Then, faults off and the reconciler run, the invariants are checked from
 //! the API and the table:
 //!
@@ -365,7 +366,33 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
         .route("/credit/{user_id}", post(book))
         .with_state(billing.clone());
     tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
-    let queue = BillingQueue::new(sqs, &queue_url);
+    let queue = BillingQueue::new(sqs.clone(), &queue_url);
+    // The outbox: the table's stream on the faulty emulator, read as the event source mapping
+    // reads it, dispatched to the billing queue (and a webhook queue nobody reads here).
+    let webhooks_url = sqs
+        .create_queue()
+        .queue_name("soak-webhooks")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let outbox = Arc::new(referral::delivery::outbox::Outbox::new(
+        api.store.clone(),
+        queue.clone(),
+        BillingQueue::new(sqs, &webhooks_url),
+    ));
+    let reader = Arc::new(tokio::sync::Mutex::new(
+        local_stack::stream::StreamReader::open(
+            &sdk,
+            Some(&emulator.endpoint),
+            api.store.table(),
+            false,
+            None,
+        )
+        .await
+        .unwrap(),
+    ));
     let consumer = Arc::new(Consumer::new(
         api.store.clone(),
         Settings {
@@ -452,8 +479,11 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
     let delivering = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let pump = {
         let (queue, consumer, delivering) = (queue.clone(), consumer.clone(), delivering.clone());
+        let (reader, outbox) = (reader.clone(), outbox.clone());
         tokio::spawn(async move {
             while delivering.load(std::sync::atomic::Ordering::SeqCst) {
+                // A failed batch (an injected fault) is read again on the next turn.
+                let _ = reader.lock().await.pump(&outbox).await;
                 if local_stack::billing::pump(&queue, &consumer, 0)
                     .await
                     .unwrap_or(0)
@@ -492,7 +522,8 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
                 .await
                 .unwrap();
         resumed += released.len();
-        queue.enqueue(&released).await;
+        // The stream's changes so far, dispatched (a batch failed under faults, again).
+        while reader.lock().await.pump(&outbox).await.unwrap() != Default::default() {}
         referral::delivery::reconcile::reconcile(&api.store, &queue, time::Duration::ZERO)
             .await
             .unwrap();

@@ -567,3 +567,61 @@ impl Drop for FaultyEmulator {
         let _ = self.process.wait();
     }
 }
+
+/// A queue of the tests' own on the emulator (created if missing), named `name`.
+pub async fn queue(name: &str) -> referral::delivery::queue::Queue {
+    let sdk = referral::config::aws().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("the emulator creates a queue")
+        .queue_url
+        .expect("CreateQueue answers the URL");
+    referral::delivery::queue::Queue::new(client, &url)
+}
+
+/// The outbox of one test's tenant: its changes read from the table's stream (from when this
+/// was made) and dispatched to a billing queue and a webhook queue of the test's own, as
+/// Lambda's event source mapping runs the dispatcher in AWS.
+pub struct TestOutbox {
+    pub reader: local_stack::stream::StreamReader,
+    pub outbox: referral::delivery::outbox::Outbox<DynamoStore>,
+    pub billing: referral::delivery::queue::Queue,
+}
+
+impl TestOutbox {
+    pub async fn new(api: &Api) -> TestOutbox {
+        let sdk = referral::config::aws().await;
+        let reader = local_stack::stream::StreamReader::open(
+            &sdk,
+            None,
+            api.store.table(),
+            true,
+            Some(&api.tenant),
+        )
+        .await
+        .expect("the table has a stream");
+        let billing = queue(&format!("credits-{}", api.tenant)).await;
+        let webhooks = queue(&format!("webhooks-{}", api.tenant)).await;
+        TestOutbox {
+            reader,
+            outbox: referral::delivery::outbox::Outbox::new(
+                api.store.clone(),
+                billing.clone(),
+                webhooks,
+            ),
+            billing,
+        }
+    }
+
+    /// Dispatches every change committed since the last call.
+    pub async fn pump(&mut self) -> referral::delivery::outbox::Dispatched {
+        self.reader
+            .pump(&self.outbox)
+            .await
+            .expect("the outbox dispatches")
+    }
+}

@@ -96,6 +96,51 @@ fn the_billing_queue_matches_the_consumer_and_the_local_stack() {
     );
 }
 
+/// The table's stream is the outbox: both images of every change reach the dispatcher, whose
+/// mapping reports partial failures and splits a failing batch; no HTTP function may send to
+/// SQS (a request's work leaves through the stream).
+#[test]
+fn the_stream_feeds_the_dispatcher_and_no_route_sends_to_sqs() {
+    let template = template();
+    let resources = &template["Resources"];
+    assert_eq!(
+        resources["Table"]["Properties"]["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    let mapping =
+        &resources["DispatcherFunction"]["Properties"]["Events"]["TableStream"]["Properties"];
+    assert_eq!(
+        mapping["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert_eq!(mapping["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert!(mapping["DestinationConfig"]["OnFailure"].is_mapping());
+    let mut http_functions = 0;
+    for (name, resource) in resources.as_mapping().unwrap() {
+        let properties = &resource["Properties"];
+        let has_routes = properties["Events"].as_mapping().is_some_and(|events| {
+            events
+                .values()
+                .any(|e| e["Type"].as_str() == Some("HttpApi"))
+        });
+        if !has_routes {
+            continue;
+        }
+        http_functions += 1;
+        let policies = serde_yaml::to_string(&properties["Policies"]).unwrap();
+        assert!(
+            !policies.contains("sqs:"),
+            "{name:?} may send to SQS: {policies}"
+        );
+        assert!(
+            properties["Environment"]["Variables"]["QUEUE_URL"].is_null(),
+            "{name:?}"
+        );
+    }
+    assert!(http_functions >= 6);
+    assert!(template["Globals"]["Function"]["Environment"]["Variables"]["QUEUE_URL"].is_null());
+}
+
 /// (function, method, path) of every `HttpApi` event in the template.
 fn template_routes() -> Vec<(String, String, String)> {
     let template = template();

@@ -17,8 +17,6 @@ use crate::outbound::{self, Policy};
 use crate::page::{Page, PageRequest};
 use crate::store::{KeyWrite, Replaced, TenantStore};
 
-/// Bytes of randomness in a billing signing secret (`whsec_` and base64url).
-const SECRET_BYTES: usize = 32;
 /// Attempts of a read-modify-write against concurrent changes of the same tenant.
 const ATTEMPTS: usize = 5;
 
@@ -71,7 +69,7 @@ pub struct RotatedSecret {
 
 fn new_signing_secret(now: OffsetDateTime) -> SigningSecret {
     SigningSecret {
-        secret: format!("whsec_{}", crate::id::random_token(SECRET_BYTES)),
+        secret: crate::id::signing_secret(),
         created_at: now,
         retires_at: None,
     }

@@ -17,6 +17,8 @@
 //! | release job        | `TENANT#{t}#USER#{u}`                 | `RELEASE#{p}#{relation or *}` |                  |                    |
 //! | tenant             | `TENANT#{t}`                          | `TENANT`       | `TENANTS`                       | `TENANT#{t}`       |
 //! | API key            | `APIKEY#{sha-256 of the key}`         | `APIKEY`       |                                 |                    |
+//! | webhook endpoint   | `TENANT#{t}`                          | `WEBHOOK#{id}` |                                 |                    |
+//! | webhook event      | `TENANT#{t}#WEBHOOK_EVENT#{id}`       | `WEBHOOK_EVENT` | `TENANT#{t}#WEBHOOK_EVENTS`    | `{id}`             |
 //!
 //! GSI2 (sparse): a relation by id (`TENANT#{t}#REFERRAL#{id}` / `REFERRAL`), and rewards awaiting
 //! delivery to billing (`REWARD#PENDING` / `{updated}#{id}`). Reward ids are
@@ -343,6 +345,30 @@ pub fn api_key(digest: &str) -> Key {
         pk: format!("APIKEY#{digest}"),
         sk: "APIKEY".to_owned(),
     }
+}
+
+/// A webhook endpoint, beside the tenant's programs in its partition.
+pub fn webhook_endpoint(tenant_id: &str, id: &str) -> Key {
+    Key {
+        pk: tenant(tenant_id),
+        sk: format!("{WEBHOOK_PREFIX}{id}"),
+    }
+}
+
+/// Sort-key prefix of a tenant's webhook endpoints (for `begins_with`).
+pub const WEBHOOK_PREFIX: &str = "WEBHOOK#";
+
+/// An event as told to webhook endpoints (kept for replay; DynamoDB's TTL removes it).
+pub fn webhook_event(tenant_id: &str, id: &str) -> Key {
+    Key {
+        pk: format!("{}#WEBHOOK_EVENT#{id}", tenant(tenant_id)),
+        sk: "WEBHOOK_EVENT".to_owned(),
+    }
+}
+
+/// GSI1 partition of a tenant's events, sorted by id (time).
+pub fn webhook_events(tenant_id: &str) -> String {
+    format!("{}#WEBHOOK_EVENTS", tenant(tenant_id))
 }
 
 /// Names compare case-insensitively and without surrounding or repeated white space.

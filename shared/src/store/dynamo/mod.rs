@@ -573,6 +573,7 @@ mod billing;
 mod codes;
 mod invitations;
 pub mod keys;
+pub mod outbox;
 mod programs;
 mod promoters;
 mod referrals;

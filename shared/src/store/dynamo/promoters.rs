@@ -18,9 +18,9 @@ use crate::store::{Inserted, PromoterChange, PromoterStore};
 
 pub(super) const PROMOTER_ENTITY: &str = "promoter";
 const PROMOTER_GUARD_ENTITY: &str = "promoter_guard";
-const PAYOUT_ENTITY: &str = "payout";
-const REFERRAL_ENTITY: &str = "referral";
-const REWARD_ENTITY: &str = "reward";
+pub(super) const PAYOUT_ENTITY: &str = "payout";
+pub(super) const REFERRAL_ENTITY: &str = "referral";
+pub(super) const REWARD_ENTITY: &str = "reward";
 
 pub(super) fn promoter_item(promoter: &Promoter) -> Result<Item> {
     entity_item(
