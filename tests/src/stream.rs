@@ -30,7 +30,9 @@ impl StreamReader {
         tenant: Option<&str>,
     ) -> Result<StreamReader, BoxError> {
         let mut config = aws_sdk_dynamodb::config::Builder::from(sdk);
-        config.set_endpoint_url(endpoint.map(str::to_owned));
+        if let Some(endpoint) = endpoint {
+            config.set_endpoint_url(Some(endpoint.to_owned()));
+        }
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(config.build());
         let stream = dynamodb
             .describe_table()
@@ -41,7 +43,9 @@ impl StreamReader {
             .and_then(|table| table.latest_stream_arn)
             .ok_or("the table has no stream")?;
         let mut config = aws_sdk_dynamodbstreams::config::Builder::from(sdk);
-        config.set_endpoint_url(endpoint.map(str::to_owned));
+        if let Some(endpoint) = endpoint {
+            config.set_endpoint_url(Some(endpoint.to_owned()));
+        }
         let client = aws_sdk_dynamodbstreams::Client::from_conf(config.build());
         let shard = client
             .describe_stream()
