@@ -15,7 +15,7 @@ the table's items without sorting them all first (the matches are sorted, as bef
 SQS send no longer counts every message of the queue (stock moto works out the queue's
 approximate message counts, unused there, for each message sent).
 
-Three things DynamoDB and SQS do that moto does not, so that the engine is tested against them:
+Four things DynamoDB and SQS do that moto does not, so that the engine is tested against them:
 
 - ClientRequestToken on TransactWriteItems (moto 5.2.5 ignores it): a token seen within ten
   minutes answers the first outcome again and writes nothing; the same token with other items
