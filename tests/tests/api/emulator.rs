@@ -49,28 +49,36 @@ async fn a_waiting_receive_does_not_hold_up_other_calls() {
     );
 }
 
+/// A transaction's `Put` of the item `{tenant}#{pk}` / `sk` (tagged with the test's tenant),
+/// under `condition` if given.
+fn tagged_put(
+    api: &Api,
+    pk: &str,
+    sk: &str,
+    condition: Option<&str>,
+) -> aws_sdk_dynamodb::types::TransactWriteItem {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+    let put = Put::builder()
+        .table_name(api.store.table())
+        .item("PK", AttributeValue::S(format!("{}#{pk}", api.tenant)))
+        .item("SK", AttributeValue::S(sk.into()))
+        .item("tenant", AttributeValue::S(api.tenant.clone()))
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .unwrap();
+    TransactWriteItem::builder().put(put).build()
+}
+
 /// DynamoDB's idempotency of `TransactWriteItems` (moto ignores `ClientRequestToken`): a token
 /// seen before answers the first outcome and writes nothing; with other items it is refused.
 /// The lost-answer fault means something only because of this.
 #[tokio::test]
 async fn transactions_honour_client_request_tokens() {
-    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+    use aws_sdk_dynamodb::types::TransactWriteItem;
 
     let api = Api::new().await;
     let client = api.store.client().clone();
-    let put = |pk: &str| {
-        TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(api.store.table())
-                    .item("PK", AttributeValue::S(format!("{}#{pk}", api.tenant)))
-                    .item("SK", AttributeValue::S("TOKEN".into()))
-                    .condition_expression("attribute_not_exists(PK)")
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-    };
+    let put = |pk: &str| tagged_put(&api, pk, "TOKEN", Some("attribute_not_exists(PK)"));
     let token = format!("token-{}", api.tenant);
     let send = |item: TransactWriteItem, token: &str| {
         client
@@ -103,7 +111,7 @@ async fn transactions_honour_client_request_tokens() {
 /// cancelled transaction leaves nothing in the stream; a committed one leaves its writes.
 #[tokio::test]
 async fn a_cancelled_transaction_leaves_nothing_in_the_stream() {
-    use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+    use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 
     let api = Api::new().await;
     let sdk = referral::config::aws().await;
@@ -117,19 +125,7 @@ async fn a_cancelled_transaction_leaves_nothing_in_the_stream() {
     .await
     .unwrap();
     let client = api.store.client().clone();
-    let put = |pk: &str| {
-        TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(api.store.table())
-                    .item("PK", AttributeValue::S(format!("{}#{pk}", api.tenant)))
-                    .item("SK", AttributeValue::S("STREAM".into()))
-                    .item("tenant", AttributeValue::S(api.tenant.clone()))
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-    };
+    let put = |pk: &str| tagged_put(&api, pk, "STREAM", None);
     let missing = TransactWriteItem::builder()
         .condition_check(
             ConditionCheck::builder()

@@ -60,6 +60,27 @@ pub struct SigningSecret {
     pub retires_at: Option<OffsetDateTime>,
 }
 
+impl SigningSecret {
+    /// Of `secrets` (newest first): the ones a message sent at `now` is signed with, the newest
+    /// and any older one whose overlap has not ended.
+    pub fn live(secrets: &[SigningSecret], now: OffsetDateTime) -> Vec<&str> {
+        secrets
+            .iter()
+            .filter(|secret| secret.retires_at.is_none_or(|retires| retires > now))
+            .map(|secret| secret.secret.as_str())
+            .collect()
+    }
+
+    /// When a rotated-out secret among `secrets` stops signing, while it still does.
+    pub fn overlap_ends(secrets: &[SigningSecret], now: OffsetDateTime) -> Option<OffsetDateTime> {
+        secrets
+            .iter()
+            .skip(1)
+            .filter_map(|s| s.retires_at)
+            .find(|retires| *retires > now)
+    }
+}
+
 impl std::fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningSecret")
@@ -109,11 +130,7 @@ impl Tenant {
     /// The secrets a credit sent at `now` is signed with: the newest, and any older one whose
     /// overlap has not ended.
     pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&str> {
-        self.billing_secrets
-            .iter()
-            .filter(|secret| secret.retires_at.is_none_or(|retires| retires > now))
-            .map(|secret| secret.secret.as_str())
-            .collect()
+        SigningSecret::live(&self.billing_secrets, now)
     }
 
     pub fn view(&self) -> TenantView {
@@ -127,12 +144,10 @@ impl Tenant {
             default_currency: self.default_currency.clone(),
             billing_url: self.billing_url.clone(),
             billing_secret_created_at: self.billing_secrets.first().map(|s| s.created_at),
-            previous_billing_secret_retires_at: self
-                .billing_secrets
-                .iter()
-                .skip(1)
-                .filter_map(|s| s.retires_at)
-                .find(|retires| *retires > now),
+            previous_billing_secret_retires_at: SigningSecret::overlap_ends(
+                &self.billing_secrets,
+                now,
+            ),
             api_keys: self.api_keys.len(),
             created_at: self.created_at,
             updated_at: self.updated_at,

@@ -61,11 +61,7 @@ impl WebhookEndpoint {
     /// The secrets a delivery at `now` is signed with: the newest, and any older one whose
     /// overlap has not ended.
     pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&str> {
-        self.secrets
-            .iter()
-            .filter(|secret| secret.retires_at.is_none_or(|retires| retires > now))
-            .map(|secret| secret.secret.as_str())
-            .collect()
+        SigningSecret::live(&self.secrets, now)
     }
 
     /// Whether the engine (not an admin) disabled it.
@@ -87,12 +83,7 @@ impl WebhookEndpoint {
             disabled_reason: self.disabled_reason,
             failing_since: self.failing_since,
             secret_created_at: self.secrets.first().map(|s| s.created_at),
-            previous_secret_retires_at: self
-                .secrets
-                .iter()
-                .skip(1)
-                .filter_map(|s| s.retires_at)
-                .find(|retires| *retires > now),
+            previous_secret_retires_at: SigningSecret::overlap_ends(&self.secrets, now),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
