@@ -17,6 +17,9 @@ pub struct StreamReader {
     tenant: Option<String>,
     /// A batch the dispatcher failed, handed again first.
     retry: Vec<Change>,
+    /// The most records one read takes (the mapping's `BatchSize`); `None`: as many as the
+    /// stream gives (1000).
+    batch_size: Option<i32>,
 }
 
 impl StreamReader {
@@ -74,7 +77,14 @@ impl StreamReader {
             iterator,
             tenant: tenant.map(str::to_owned),
             retry: Vec::new(),
+            batch_size: None,
         })
+    }
+
+    /// Reads at most `records` per batch, as a mapping with that `BatchSize`.
+    pub fn with_batch_size(mut self, records: i32) -> Self {
+        self.batch_size = Some(records);
+        self
     }
 
     /// The changes committed since the last read (of this reader's tenant, if it has one).
@@ -86,6 +96,7 @@ impl StreamReader {
             .client
             .get_records()
             .shard_iterator(iterator)
+            .set_limit(self.batch_size)
             .send()
             .await?;
         self.iterator = output.next_shard_iterator;
