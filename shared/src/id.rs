@@ -42,6 +42,13 @@ pub fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
 }
 
+/// A uniformly random fraction in `[0, 1)` (jitter).
+pub fn random_fraction() -> f64 {
+    let mut buffer = [0u8; 4];
+    getrandom::fill(&mut buffer).expect("the operating system provides randomness");
+    f64::from(u32::from_le_bytes(buffer)) / (f64::from(u32::MAX) + 1.0)
+}
+
 /// A new signing secret of the Standard Webhooks form: `whsec_` and the standard base64 of 32
 /// random bytes (billing endpoints' and webhook endpoints' secrets).
 pub fn signing_secret() -> String {

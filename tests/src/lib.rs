@@ -7,7 +7,10 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
-use aws_sdk_sqs::types::QueueAttributeName;
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use axum::Router;
 use referral::http::AppState;
 use referral::http::auth::{self, Claims, Role};
@@ -24,11 +27,120 @@ pub fn routes() -> Router<AppState> {
         .merge(referrals::routes())
         .merge(invitations::routes())
         .merge(tenants::routes())
+        .merge(webhooks::routes())
 }
 
 /// The finished application over `state`.
 pub fn app(state: AppState) -> Router {
     referral::http::app(routes(), state)
+}
+
+/// Receives up to ten messages of `queue` (waiting up to `wait_seconds`), hands them to
+/// `handle` as one `SqsEvent`, and deletes the ones it did not report as failures, as Lambda's
+/// SQS event source mapping does. Answers how many messages it received.
+pub async fn pump<F, Fut>(
+    queue: &referral::delivery::queue::Queue,
+    wait_seconds: i32,
+    handle: F,
+) -> Result<usize, aws_sdk_sqs::Error>
+where
+    F: FnOnce(SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = SqsBatchResponse>,
+{
+    let output = queue
+        .client()
+        .receive_message()
+        .queue_url(queue.url())
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait_seconds)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await?;
+    let messages = output.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let mut event = SqsEvent::default();
+    for message in &messages {
+        let mut record = SqsMessage::default();
+        record.message_id = message.message_id.clone();
+        record.receipt_handle = message.receipt_handle.clone();
+        record.body = message.body.clone();
+        record.attributes = message
+            .attributes
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value))
+            .collect::<HashMap<_, _>>();
+        record.event_source = Some("aws:sqs".into());
+        event.records.push(record);
+    }
+    let response = handle(event).await;
+    for message in &messages {
+        let failed = response
+            .batch_item_failures
+            .iter()
+            .any(|f| Some(&f.item_identifier) == message.message_id.as_ref());
+        if !failed && let Some(handle) = &message.receipt_handle {
+            queue
+                .client()
+                .delete_message()
+                .queue_url(queue.url())
+                .receipt_handle(handle)
+                .send()
+                .await?;
+        }
+    }
+    Ok(messages.len())
+}
+
+/// `POST /dev/webhooks/{tenant}`: a webhook receiver for `make dev` that checks each event's
+/// Standard Webhooks signature against the live secrets of the tenant's endpoints and logs it.
+pub fn dev_webhook_sink(store: referral::store::DynamoStore) -> Router {
+    use axum::body::Bytes;
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use referral::delivery::signing;
+    use referral::store::WebhookStore;
+
+    async fn sink(
+        State(store): State<referral::store::DynamoStore>,
+        Path(tenant): Path<String>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let endpoints = store.webhook_endpoints(&tenant).await.unwrap_or_default();
+        let secrets: Vec<&str> = endpoints
+            .iter()
+            .flat_map(|endpoint| endpoint.signing_secrets(now))
+            .collect();
+        let id = header(signing::ID_HEADER);
+        if !signing::verify(
+            &secrets,
+            &id,
+            &header(signing::TIMESTAMP_HEADER),
+            &header(signing::SIGNATURE_HEADER),
+            &body,
+            now.unix_timestamp(),
+        ) {
+            tracing::warn!(%tenant, %id, "dev webhooks: bad signature, refused");
+            return StatusCode::UNAUTHORIZED;
+        }
+        tracing::info!(%tenant, %id, event = %String::from_utf8_lossy(&body), "dev webhooks: event received");
+        StatusCode::NO_CONTENT
+    }
+    Router::new()
+        .route("/dev/webhooks/{tenant}", axum::routing::post(sink))
+        .with_state(store)
 }
 
 /// The table's shape. `template.yaml` declares the same (a test compares them).
@@ -314,10 +426,6 @@ fn field(value: &serde_json::Value, path: &[&str]) -> Result<String, BoxError> {
 
 /// The local stand-in for Lambda's SQS event source mapping and for a billing system.
 pub mod billing {
-    use std::collections::HashMap;
-
-    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-    use aws_sdk_sqs::types::MessageSystemAttributeName;
     use axum::Router;
     use axum::body::Bytes;
     use axum::extract::{Path, State};
@@ -328,60 +436,14 @@ pub mod billing {
     use referral::delivery::queue::BillingQueue;
     use referral::store::{BillingStore, DynamoStore, TenantStore};
 
-    /// Receives up to ten messages (waiting up to `wait_seconds`), hands them to the consumer as
-    /// one `SqsEvent`, and deletes the ones it did not report as failures, as Lambda's event
-    /// source mapping does. Answers how many messages it received.
+    /// One round of Lambda's SQS event source mapping for the billing consumer (see
+    /// [`crate::pump`]).
     pub async fn pump<S: BillingStore + referral::store::TenantStore + Clone>(
         queue: &BillingQueue,
         consumer: &Consumer<S>,
         wait_seconds: i32,
     ) -> Result<usize, aws_sdk_sqs::Error> {
-        let output = queue
-            .client()
-            .receive_message()
-            .queue_url(queue.url())
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait_seconds)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .send()
-            .await?;
-        let messages = output.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(0);
-        }
-        let mut event = SqsEvent::default();
-        for message in &messages {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id.clone();
-            record.receipt_handle = message.receipt_handle.clone();
-            record.body = message.body.clone();
-            record.attributes = message
-                .attributes
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(name, value)| (name.as_str().to_owned(), value))
-                .collect::<HashMap<_, _>>();
-            record.event_source = Some("aws:sqs".into());
-            event.records.push(record);
-        }
-        let response = consumer.handle(event).await;
-        for message in &messages {
-            let failed = response
-                .batch_item_failures
-                .iter()
-                .any(|f| Some(&f.item_identifier) == message.message_id.as_ref());
-            if !failed && let Some(handle) = &message.receipt_handle {
-                queue
-                    .client()
-                    .delete_message()
-                    .queue_url(queue.url())
-                    .receipt_handle(handle)
-                    .send()
-                    .await?;
-            }
-        }
-        Ok(messages.len())
+        crate::pump(queue, wait_seconds, |event| consumer.handle(event)).await
     }
 
     /// `POST /dev/billing/{*path}`: a billing system for `make dev` that checks each credit's

@@ -1,7 +1,8 @@
 //! The billing consumer (seed 000's callback): each SQS message names a `pending` reward; it is
 //! POSTed to its tenant's billing endpoint (`billing_url`, else `BILLING_CALLBACK_URL`) as JSON
 //! with `Idempotency-Key: <reward id>` and a timestamped HMAC-SHA256 signature per live secret of
-//! that endpoint (the tenant's, during a rotation both; else `BILLING_SIGNING_SECRET`). 2xx marks the reward `credited`; 408, 429, 5xx and timeouts are
+//! that endpoint (`X-Referral-Signature`, and the Standard Webhooks headers with `webhook-id: <reward
+//! id>`) (the tenant's, during a rotation both; else `BILLING_SIGNING_SECRET`). 2xx marks the reward `credited`; 408, 429, 5xx and timeouts are
 //! reported as batch item failures (SQS retries, then moves the message to the dead-letter queue,
 //! and the last attempt marks the reward `failed`); any other answer marks it `failed` at once.
 //! Messages of one batch are delivered concurrently.
@@ -16,10 +17,13 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use referral::delivery::billing::{
     self, CreditMessage, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Verdict,
 };
+use referral::delivery::http_client::capped_text;
+use referral::delivery::signing;
+use referral::delivery::sqs::{self, Done};
 use referral::error::{Error, Result};
 use referral::outbound::{self, Policy};
 use referral::store::cache::TenantDirectory;
@@ -87,15 +91,6 @@ struct Endpoint {
     secrets: Vec<String>,
 }
 
-/// What became of one message.
-#[derive(Debug, PartialEq, Eq)]
-enum Done {
-    /// Delete it: delivered, refused for good, or nothing to do.
-    Acknowledge,
-    /// Report it as a batch item failure: SQS delivers it again (or moves it to the DLQ).
-    Retry,
-}
-
 impl<S: BillingStore + TenantStore + Clone> Consumer<S> {
     /// Built once per cold start: the HTTP client keeps its connections and TLS set-up.
     pub fn new(store: S, settings: Settings) -> Self {
@@ -152,17 +147,7 @@ impl<S: BillingStore + TenantStore + Clone> Consumer<S> {
 
     /// Delivers a batch concurrently; answers the ids of the messages to retry.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let outcomes =
-            futures::future::join_all(event.records.iter().map(|m| self.deliver(m))).await;
-        let mut response = SqsBatchResponse::default();
-        for (message, done) in event.records.iter().zip(outcomes) {
-            if done == Done::Retry {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message.message_id.clone().unwrap_or_default();
-                response.batch_item_failures.push(failure);
-            }
-        }
-        response
+        sqs::each(&event, |message| self.deliver(message)).await
     }
 
     async fn deliver(&self, message: &SqsMessage) -> Done {
@@ -219,19 +204,21 @@ impl<S: BillingStore + TenantStore + Clone> Consumer<S> {
         };
         let secrets: Vec<&str> = endpoint.secrets.iter().map(String::as_str).collect();
         let signature = billing::sign_all(&secrets, now.unix_timestamp(), &body);
-        let verdict = match self
+        let mut request = self
             .http
             .post(&endpoint.url)
             .header("content-type", "application/json")
             .header(IDEMPOTENCY_HEADER, &reward.id)
-            .header(SIGNATURE_HEADER, signature)
-            .body(body)
-            .send()
-            .await
-        {
+            .header(SIGNATURE_HEADER, signature);
+        // The Standard Webhooks signature too (webhook-id: the reward id), so one verifier
+        // library serves billing credits and events alike.
+        for (name, value) in signing::headers(&secrets, &reward.id, now.unix_timestamp(), &body) {
+            request = request.header(name, value);
+        }
+        let verdict = match request.body(body).send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
-                billing::classify(status, &capped_text(response).await)
+                billing::classify(status, &capped_text(response, MAX_ANSWER_BYTES).await)
             }
             Err(error) if error.is_timeout() => Verdict::Retry("billing timed out".into()),
             Err(_) => Verdict::Retry("billing unreachable".into()),
@@ -265,20 +252,6 @@ impl<S: BillingStore + TenantStore + Clone> Consumer<S> {
 
 /// At most this much of billing's answer is read (for the error excerpt).
 pub const MAX_ANSWER_BYTES: usize = 4096;
-
-/// The start of an answer's body, at most [`MAX_ANSWER_BYTES`]: an answer that never ends is
-/// not waited for.
-async fn capped_text(mut response: reqwest::Response) -> String {
-    let mut body = Vec::new();
-    while body.len() < MAX_ANSWER_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    body.truncate(MAX_ANSWER_BYTES);
-    String::from_utf8_lossy(&body).into_owned()
-}
 
 /// How often SQS has delivered this message (1 the first time).
 fn receive_count(message: &SqsMessage) -> u32 {

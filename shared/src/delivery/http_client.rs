@@ -50,3 +50,17 @@ pub fn client(policy: Policy, timeout: Duration) -> reqwest::Client {
         .build()
         .expect("the HTTP client builds with static settings")
 }
+
+/// The start of an answer's body, at most `max` bytes: an answer that never ends is not waited
+/// for, and a large one is not read.
+pub async fn capped_text(mut response: reqwest::Response, max: usize) -> String {
+    let mut body = Vec::new();
+    while body.len() < max {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(max);
+    String::from_utf8_lossy(&body).into_owned()
+}

@@ -8,3 +8,4 @@ pub mod outbox;
 pub mod queue;
 pub mod reconcile;
 pub mod signing;
+pub mod sqs;

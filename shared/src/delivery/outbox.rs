@@ -2,7 +2,8 @@
 //! relation, promoter, payout or webhook endpoint reaches it (a DynamoDB Stream in AWS, through
 //! Lambda's event source mapping; the emulator's stream, polled, locally). From each change it
 //! derives the events of the catalogue ([`crate::domain::event`]), keeps them for replay, and
-//! fans them out to the webhook queue (one message per event and subscribed endpoint); a reward
+//! fans them out to the webhook queue (one message per event and subscribed endpoint, and per
+//! endpoint of a test or replay an admin requested); a reward
 //! that became `pending` goes to the billing queue. So a request makes no SQS call, and nothing a
 //! transaction committed can be forgotten: a batch that fails is read again from the stream.
 
@@ -26,12 +27,27 @@ pub struct Change {
     pub new: Option<serde_dynamo::Item>,
 }
 
-/// One webhook delivery to make: an event for one endpoint, attempt `attempt` (1: the first).
+/// One webhook delivery to make: an event for one endpoint, attempt `attempt` (1: the first),
+/// not before `not_before` (a retry waiting longer than SQS delays one message is sent again
+/// until it is due).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryMessage {
     pub endpoint_id: String,
     pub attempt: u32,
     pub event: Event,
+    #[serde(default, with = "crate::clock::rfc3339::option")]
+    pub not_before: Option<time::OffsetDateTime>,
+}
+
+impl DeliveryMessage {
+    pub fn first(endpoint_id: &str, event: &Event) -> DeliveryMessage {
+        DeliveryMessage {
+            endpoint_id: endpoint_id.to_owned(),
+            attempt: 1,
+            event: event.clone(),
+            not_before: None,
+        }
+    }
 }
 
 /// What one batch of changes produced.
@@ -77,15 +93,25 @@ impl<S: OutboxStore> Outbox<S> {
     pub async fn dispatch(&self, changes: &[Change]) -> Result<Dispatched> {
         let mut events = Vec::new();
         let mut credits = Vec::new();
+        let mut requested = Vec::new();
         for change in changes {
             let old = change.old.as_ref().and_then(entity);
             let new = change.new.as_ref().and_then(entity);
             credits.extend(owes_credit(old.as_ref(), new.as_ref()));
             events.extend(events_of(old.as_ref(), new.as_ref()));
+            if let (None, Some(Entity::DeliveryRequest(request))) = (&old, &new) {
+                requested.extend(
+                    request
+                        .endpoint_ids
+                        .iter()
+                        .map(|id| DeliveryMessage::first(id, &request.event)),
+                );
+            }
         }
         let sent = self.billing.enqueue(&credits).await;
         self.store.record_events(&events).await?;
-        let deliveries = self.fan_out(&events).await?;
+        let mut deliveries = self.fan_out(&events).await?;
+        deliveries.extend(requested);
         let queued = self.webhooks.send_all(&deliveries, 0).await;
         if sent < credits.len() || queued < deliveries.len() {
             return Err(Error::unavailable(format!(
@@ -114,11 +140,7 @@ impl<S: OutboxStore> Outbox<S> {
             for event in events {
                 for endpoint in &endpoints {
                     if endpoint.enabled && endpoint.wants(event.event_type) {
-                        deliveries.push(DeliveryMessage {
-                            endpoint_id: endpoint.id.clone(),
-                            attempt: 1,
-                            event: event.clone(),
-                        });
+                        deliveries.push(DeliveryMessage::first(&endpoint.id, event));
                     }
                 }
             }

@@ -54,6 +54,39 @@ pub fn headers(
     ]
 }
 
+/// Signatures older or newer than this are refused by [`verify`] (the standard's tolerance).
+pub const TOLERANCE_SECONDS: i64 = 300;
+
+/// Checks a delivery the way a receiver should: the timestamp within [`TOLERANCE_SECONDS`] of
+/// `now`, and one of the `v1,` signatures made with one of `secrets`, compared in constant time.
+pub fn verify(
+    secrets: &[&str],
+    id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &[u8],
+    now: i64,
+) -> bool {
+    let Ok(sent) = timestamp.parse::<i64>() else {
+        return false;
+    };
+    if (now - sent).abs() > TOLERANCE_SECONDS {
+        return false;
+    }
+    let candidates: Vec<Vec<u8>> = signatures
+        .split(' ')
+        .filter_map(|signature| STANDARD.decode(signature.strip_prefix("v1,")?).ok())
+        .collect();
+    secrets.iter().any(|secret| {
+        candidates.iter().any(|candidate| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key(secret)).expect("HMAC takes any key");
+            mac.update(format!("{id}.{sent}.").as_bytes());
+            mac.update(body);
+            mac.verify_slice(candidate).is_ok()
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +116,25 @@ mod tests {
         let [_, _, one] = headers(&[&new], "evt_1", 1, b"{}");
         assert_eq!(both.1.split(' ').count(), 2);
         assert!(both.1.starts_with(&one.1));
+        assert!(verify(&[&old], "evt_1", "1", &both.1, b"{}", 1));
+        assert!(verify(&[&new], "evt_1", "1", &one.1, b"{}", 300));
+        assert!(
+            !verify(&[&old], "evt_1", "1", &one.1, b"{}", 1),
+            "other secret"
+        );
+        assert!(!verify(&[&new], "evt_2", "1", &one.1, b"{}", 1), "other id");
+        assert!(
+            !verify(&[&new], "evt_1", "1", &one.1, b"{ }", 1),
+            "other body"
+        );
+        assert!(
+            !verify(&[&new], "evt_1", "1", &one.1, b"{}", 302),
+            "too old"
+        );
+        assert!(
+            !verify(&[&new], "evt_1", "2", &one.1, b"{}", 2),
+            "other time"
+        );
         // A secret of another form keys with its bytes.
         assert_eq!(key("plain"), b"plain");
         assert_eq!(key("whsec_%%"), b"whsec_%%");

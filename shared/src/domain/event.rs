@@ -14,6 +14,9 @@ use crate::domain::promoter::Promoter;
 use crate::domain::referral::{Referral, ReferralStatus};
 use crate::domain::webhook::WebhookEndpoint;
 
+/// How long events are kept for replay (`POST /v1/events/{id}/replay`).
+pub const EVENT_RETENTION: time::Duration = time::Duration::days(30);
+
 /// The catalogue (openapi.yaml's `webhooks` section has the schema of each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EventType {
@@ -131,6 +134,8 @@ pub enum Entity {
     Reward(Box<Reward>),
     Payout(Box<Payout>),
     WebhookEndpoint(Box<WebhookEndpoint>),
+    /// Deliveries an admin asked for (a test, a replay): no event of its own.
+    DeliveryRequest(Box<crate::domain::webhook::delivery::DeliveryRequest>),
 }
 
 fn data(value: &impl Serialize) -> Value {

@@ -705,14 +705,72 @@ pub trait TenantStore: Send + Sync {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// The outbox's storage: events kept for replay, and the endpoints events fan out to.
-pub trait OutboxStore: Send + Sync {
+/// The outbox's storage: events kept for replay (and the endpoints events fan out to, from
+/// [`WebhookStore`]).
+pub trait OutboxStore: WebhookStore {
     /// Keeps `events` (written again unchanged if the same change is read twice).
     fn record_events(&self, events: &[Event]) -> impl Future<Output = Result<()>> + Send;
+}
 
-    /// A tenant's webhook endpoints, enabled or not.
+/// Webhook endpoints, the events kept for replay, deliveries requested and the delivery log.
+pub trait WebhookStore: Send + Sync {
+    /// A tenant's webhook endpoints, enabled or not, oldest first: one `Query`.
     fn webhook_endpoints(
         &self,
         tenant: &str,
     ) -> impl Future<Output = Result<Vec<WebhookEndpoint>>> + Send;
+
+    /// Writes a new endpoint and counts it, unless the tenant has `max` already (`false`).
+    fn insert_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        max: usize,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    fn get_endpoint(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<WebhookEndpoint>>> + Send;
+
+    /// Replaces the endpoint if its stored version is still `expected`.
+    fn replace_endpoint(
+        &self,
+        expected: u64,
+        next: &WebhookEndpoint,
+    ) -> impl Future<Output = Result<Replaced>> + Send;
+
+    /// Deletes the endpoint and uncounts it, if it is still the version read (`false`: it
+    /// changed; re-read).
+    fn delete_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// A kept event.
+    fn get_event(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Event>>> + Send;
+
+    /// Writes a request for deliveries (the outbox dispatcher sends them).
+    fn request_deliveries(
+        &self,
+        request: &crate::domain::webhook::delivery::DeliveryRequest,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Adds an attempt to the delivery log of its (endpoint, event): one `UpdateItem`.
+    fn record_attempt(
+        &self,
+        record: &crate::domain::webhook::delivery::AttemptRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A page of an endpoint's delivery log, newest event first: one `Query`.
+    fn deliveries(
+        &self,
+        tenant: &str,
+        endpoint_id: &str,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<crate::domain::webhook::delivery::DeliveryLog>>> + Send;
 }

@@ -60,10 +60,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let state = AppState::new(config, dynamodb.clone(), Some(sqs.clone()));
     let queue = state.queue.clone().expect("QUEUE_URL is set");
     let webhook_queue = referral::delivery::queue::Queue::new(sqs.clone(), &queues.webhooks);
-    let app = local_stack::app(state.clone()).merge(local_stack::billing::dev_sink(
-        state.store.clone(),
-        signing_secret.clone(),
-    ));
+    let app = local_stack::app(state.clone())
+        .merge(local_stack::billing::dev_sink(
+            state.store.clone(),
+            signing_secret.clone(),
+        ))
+        .merge(local_stack::dev_webhook_sink(state.store.clone()));
 
     // What Lambda's event source mapping and the schedule do in AWS: the consumer drains the
     // queue, the reconciler re-sends what stays undelivered.
@@ -81,6 +83,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         loop {
             if let Err(error) = local_stack::billing::pump(&pump_queue, &consumer, 1).await {
                 tracing::warn!(%error, "billing queue: receive failed");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    });
+    let sender = webhook_sender::Sender::new(
+        state.store.clone(),
+        webhook_queue.clone(),
+        webhook_sender::Settings::from_lookup(|name| match name {
+            "ALLOW_PRIVATE_URLS" => Some("true".to_owned()),
+            other => env(other),
+        })?,
+    );
+    let sender_queue = webhook_queue.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) =
+                local_stack::pump(&sender_queue, 1, |event| sender.handle(event)).await
+            {
+                tracing::warn!(%error, "webhook queue: receive failed");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
@@ -143,6 +164,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("Try:  curl -s $API/v1/tenant -H \"Authorization: Bearer $ADMIN_KEY\"");
     println!(
         "Billing credits of '{DEV_TENANT}' go to {api}/dev/billing/{DEV_TENANT}/{{user_id}} (a dev sink that checks each credit's signature with its tenant's secrets and logs it)."
+    );
+    println!(
+        "Webhooks: point an endpoint at {api}/dev/webhooks/{DEV_TENANT} (a dev receiver that verifies each event's signature and logs it)."
     );
     println!("Ctrl-C stops the server and the emulator.\n");
 

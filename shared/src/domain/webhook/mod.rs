@@ -2,6 +2,9 @@
 //! signed with (Standard Webhooks). The engine disables an endpoint that answers `410 Gone` or
 //! has failed for [`FAILING_DISABLES_AFTER`]; an admin enables it again.
 
+pub mod delivery;
+pub mod manage;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 

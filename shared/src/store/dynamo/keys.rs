@@ -18,7 +18,10 @@
 //! | tenant             | `TENANT#{t}`                          | `TENANT`       | `TENANTS`                       | `TENANT#{t}`       |
 //! | API key            | `APIKEY#{sha-256 of the key}`         | `APIKEY`       |                                 |                    |
 //! | webhook endpoint   | `TENANT#{t}`                          | `WEBHOOK#{id}` |                                 |                    |
-//! | webhook event      | `TENANT#{t}#WEBHOOK_EVENT#{id}`       | `WEBHOOK_EVENT` | `TENANT#{t}#WEBHOOK_EVENTS`    | `{id}`             |
+//! | endpoint counter   | `TENANT#{t}`                          | `WEBHOOK_COUNT` |                                |                    |
+//! | webhook event      | `TENANT#{t}#WEBHOOK_EVENT#{id}`       | `WEBHOOK_EVENT` |                                |                    |
+//! | delivery log       | `TENANT#{t}#WEBHOOK#{endpoint}`       | `DELIVERY#{event id}` |                          |                    |
+//! | delivery request   | `TENANT#{t}#DELIVERY_REQUEST#{id}`    | `DELIVERY_REQUEST` |                             |                    |
 //!
 //! GSI2 (sparse): a relation by id (`TENANT#{t}#REFERRAL#{id}` / `REFERRAL`), and rewards awaiting
 //! delivery to billing (`REWARD#PENDING` / `{updated}#{id}`). Reward ids are
@@ -366,9 +369,37 @@ pub fn webhook_event(tenant_id: &str, id: &str) -> Key {
     }
 }
 
-/// GSI1 partition of a tenant's events, sorted by id (time).
-pub fn webhook_events(tenant_id: &str) -> String {
-    format!("{}#WEBHOOK_EVENTS", tenant(tenant_id))
+/// The counter of a tenant's webhook endpoints (not under [`WEBHOOK_PREFIX`]).
+pub fn webhook_endpoint_count(tenant_id: &str) -> Key {
+    Key {
+        pk: tenant(tenant_id),
+        sk: "WEBHOOK_COUNT".to_owned(),
+    }
+}
+
+/// The delivery log of one event to one endpoint, in the endpoint's log partition (event ids
+/// sort by time: the newest event last).
+pub fn webhook_delivery(tenant_id: &str, endpoint_id: &str, event_id: &str) -> Key {
+    Key {
+        pk: webhook_deliveries(tenant_id, endpoint_id),
+        sk: format!("{DELIVERY_PREFIX}{event_id}"),
+    }
+}
+
+/// The partition of an endpoint's delivery log.
+pub fn webhook_deliveries(tenant_id: &str, endpoint_id: &str) -> String {
+    format!("{}#WEBHOOK#{endpoint_id}", tenant(tenant_id))
+}
+
+/// Sort-key prefix of a delivery log's items.
+pub const DELIVERY_PREFIX: &str = "DELIVERY#";
+
+/// Deliveries an admin asked for (a test, a replay), read by the outbox from the stream.
+pub fn delivery_request(tenant_id: &str, id: &str) -> Key {
+    Key {
+        pk: format!("{}#DELIVERY_REQUEST#{id}", tenant(tenant_id)),
+        sk: "DELIVERY_REQUEST".to_owned(),
+    }
 }
 
 /// Names compare case-insensitively and without surrounding or repeated white space.

@@ -578,6 +578,7 @@ mod programs;
 mod promoters;
 mod referrals;
 mod tenants;
+mod webhooks;
 
 pub use promoters::{referral_item, reward_item};
 

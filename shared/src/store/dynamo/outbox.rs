@@ -1,20 +1,18 @@
-//! The table as the outbox: what the stream's item images are as entities, the events kept for
-//! replay, and a tenant's webhook endpoints (what the dispatcher fans events out to).
+//! The table as the outbox: what the stream's item images are as entities, and the events kept
+//! for replay.
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use super::promoters::{PAYOUT_ENTITY, PROMOTER_ENTITY, REFERRAL_ENTITY, REWARD_ENTITY};
-use super::{DynamoStore, Item, entity_item, from_item, sdk_error};
+use super::{DynamoStore, Item, entity_item, sdk_error};
 use crate::domain::event::{Entity, Event};
-use crate::domain::webhook::WebhookEndpoint;
 use crate::error::{Error, Result};
 use crate::store::OutboxStore;
 use crate::store::dynamo::keys;
 
-pub(super) const WEBHOOK_ENDPOINT_ENTITY: &str = "webhook_endpoint";
-const WEBHOOK_EVENT_ENTITY: &str = "webhook_event";
-/// How long events are kept for replay.
-pub const EVENT_RETENTION: time::Duration = time::Duration::days(30);
+use super::webhooks::{DELIVERY_REQUEST_ENTITY, WEBHOOK_ENDPOINT_ENTITY};
+
+pub(super) const WEBHOOK_EVENT_ENTITY: &str = "webhook_event";
 
 /// The entity an item image holds, if its changes are events (a corrupt image is logged and
 /// skipped: it cannot become one).
@@ -31,6 +29,9 @@ pub fn entity(image: &serde_dynamo::Item) -> Option<Entity> {
         WEBHOOK_ENDPOINT_ENTITY => {
             serde_dynamo::from_item(image.clone()).map(Entity::WebhookEndpoint)
         }
+        DELIVERY_REQUEST_ENTITY => {
+            serde_dynamo::from_item(image.clone()).map(Entity::DeliveryRequest)
+        }
         _ => return None,
     };
     decoded
@@ -43,9 +44,9 @@ pub(super) fn event_item(event: &Event) -> Result<Item> {
         event,
         &keys::webhook_event(&event.tenant, &event.id),
         WEBHOOK_EVENT_ENTITY,
-        Some((keys::webhook_events(&event.tenant), event.id.clone())),
+        None,
     )?;
-    let expires = (crate::clock::now() + EVENT_RETENTION).unix_timestamp();
+    let expires = (crate::clock::now() + crate::domain::event::EVENT_RETENTION).unix_timestamp();
     item.insert(keys::TTL.to_owned(), super::number(expires));
     Ok(item)
 }
@@ -86,13 +87,5 @@ impl OutboxStore for DynamoStore {
             }
         }
         Ok(())
-    }
-
-    async fn webhook_endpoints(&self, tenant: &str) -> Result<Vec<WebhookEndpoint>> {
-        self.query_prefix(&keys::tenant(tenant), keys::WEBHOOK_PREFIX, None)
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
     }
 }
