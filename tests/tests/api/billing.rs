@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Api, RoundTrips, assert_error, config, token};
 
-const SIGNING_SECRET: &str = "billing-test-signing-secret-0123456789";
+pub(crate) const SIGNING_SECRET: &str = "billing-test-signing-secret-0123456789";
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -32,6 +32,7 @@ pub struct Received {
     pub signature: String,
     pub body: Vec<u8>,
     pub answered: u16,
+    pub headers: HeaderMap,
 }
 
 #[derive(Default)]
@@ -66,7 +67,7 @@ impl Receiver {
         }
     }
 
-    fn answer(&self, answers: &[u16]) {
+    pub(crate) fn answer(&self, answers: &[u16]) {
         self.script.lock().unwrap().answers.extend(answers);
     }
 
@@ -86,7 +87,7 @@ impl Receiver {
         self.script.lock().unwrap().log.clone()
     }
 
-    fn consumer(&self, store: DynamoStore, timeout: Duration) -> Consumer<DynamoStore> {
+    pub(crate) fn consumer(&self, store: DynamoStore, timeout: Duration) -> Consumer<DynamoStore> {
         Consumer::new(store, settings(self.url.clone(), timeout))
     }
 }
@@ -119,6 +120,7 @@ async fn receive(
         signature: header("x-referral-signature"),
         body: body.to_vec(),
         answered: status,
+        headers,
     });
     StatusCode::from_u16(status).unwrap()
 }
@@ -471,7 +473,7 @@ async fn queue(api: &Api) -> BillingQueue {
     crate::support::queue(&format!("credits-{}", api.tenant)).await
 }
 
-async fn drain(queue: &BillingQueue, consumer: &Consumer<DynamoStore>) -> usize {
+pub(crate) async fn drain(queue: &BillingQueue, consumer: &Consumer<DynamoStore>) -> usize {
     let mut total = 0;
     loop {
         let received = local_stack::billing::pump(queue, consumer, 0)

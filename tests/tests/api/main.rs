@@ -17,3 +17,4 @@ mod soak;
 mod support;
 mod template;
 mod tenants;
+mod webhooks;

@@ -590,6 +590,7 @@ pub struct TestOutbox {
     pub reader: local_stack::stream::StreamReader,
     pub outbox: referral::delivery::outbox::Outbox<DynamoStore>,
     pub billing: referral::delivery::queue::Queue,
+    pub webhooks: referral::delivery::queue::Queue,
 }
 
 impl TestOutbox {
@@ -611,9 +612,10 @@ impl TestOutbox {
             outbox: referral::delivery::outbox::Outbox::new(
                 api.store.clone(),
                 billing.clone(),
-                webhooks,
+                webhooks.clone(),
             ),
             billing,
+            webhooks,
         }
     }
 
