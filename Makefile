@@ -61,7 +61,7 @@ lint:
 ## the sizes printed. Slow (a cross build); not part of make test. cargo-lambda and zig come from
 ## PyPI into .venv-package (kept apart from the emulator's virtualenv).
 PACKAGE_VENV := .venv-package
-FUNCTIONS := programs promoters codes referrals invitations tenants dispatcher billing-consumer reconciler
+FUNCTIONS := programs promoters codes referrals invitations tenants webhooks dispatcher billing-consumer webhook-sender reconciler
 
 package:
 	test -x $(PACKAGE_VENV)/bin/cargo-lambda || ($(PYTHON) -m venv $(PACKAGE_VENV) && $(PACKAGE_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2 ziglang)

@@ -74,6 +74,16 @@ const EXPECTED: &[(&str, u16)] = &[
     ("tenants/list-api-keys.json", 404),
     ("tenants/revoke-api-key.json", 404),
     ("tenants/open-session.json", 201),
+    ("webhooks/create-endpoint.json", 201),
+    ("webhooks/list-endpoints.json", 200),
+    // The samples name an endpoint and an event that do not exist.
+    ("webhooks/get-endpoint.json", 404),
+    ("webhooks/update-endpoint.json", 404),
+    ("webhooks/rotate-secret.json", 404),
+    ("webhooks/test-endpoint.json", 404),
+    ("webhooks/deliveries.json", 404),
+    ("webhooks/replay-event.json", 404),
+    ("webhooks/delete-endpoint.json", 404),
 ];
 
 /// The operator key the samples carry (`make dev`'s default).
@@ -86,7 +96,11 @@ fn api_gateway_samples() -> Vec<String> {
     let mut found = Vec::new();
     for group in std::fs::read_dir(events_dir()).unwrap() {
         let group = group.unwrap().path();
-        if !group.is_dir() || group.ends_with("billing-consumer") || group.ends_with("dispatcher") {
+        if !group.is_dir()
+            || group.ends_with("billing-consumer")
+            || group.ends_with("webhook-sender")
+            || group.ends_with("dispatcher")
+        {
             // events/local-env.json is the environment for `sam local invoke`; SQS samples
             // run in billing.rs, stream samples below.
             continue;

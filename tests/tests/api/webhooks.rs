@@ -520,3 +520,158 @@ async fn each_endpoint_gets_exactly_its_events_signed_retried_logged_and_replaya
         "not_found",
     );
 }
+
+#[tokio::test]
+async fn every_sender_sample_is_parsed_and_handled() {
+    let api = Api::new().await;
+    let sender = Sender::new(
+        api.store.clone(),
+        crate::support::queue(&format!("webhooks-{}", api.tenant)).await,
+        Settings::from_lookup(|_| None).unwrap(),
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/webhook-sender");
+    let mut samples = 0;
+    for file in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+        let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(&text).unwrap();
+        let response = sender.handle(event).await;
+        // The sample's delivery names no stored endpoint (acknowledged, nothing sent); its
+        // malformed record is reported, bound for the dead-letter queue.
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["malformed-0002"]);
+        samples += 1;
+    }
+    assert!(samples > 0);
+}
+
+#[tokio::test]
+async fn endpoint_inputs_are_checked_and_the_count_is_capped() {
+    let api = Api::new().await;
+    let path = "/v1/webhook-endpoints";
+    for (body, field) in [
+        (json!({}), "url"),
+        (json!({"url": "ftp://hooks.example.com"}), "url"),
+        (
+            json!({"url": "https://hooks.example.com", "event_types": ["reward.paid"]}),
+            "event_types",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "event_types": ["webhook.test"]}),
+            "event_types",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "description": "x".repeat(501)}),
+            "description",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "secret": "mine"}),
+            "secret",
+        ),
+    ] {
+        let answer = api.admin(Method::POST, path, Some(body.clone())).await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(answer.1.to_string().contains(field), "{body} {}", answer.1);
+    }
+    // Admin only.
+    let service = token(&api.tenant, "backend", Role::Service);
+    assert_error(
+        &api.call(Method::GET, path, Some(&service), None).await,
+        403,
+        "forbidden",
+    );
+    let (_, list) = api.admin(Method::GET, path, None).await;
+    assert_eq!(list["items"], json!([]));
+
+    // At most 20, exactly, under concurrent creations.
+    let creations = (0..24).map(|i| {
+        api.admin(
+            Method::POST,
+            path,
+            Some(json!({"url": format!("https://hooks.example.com/{i}")})),
+        )
+    });
+    let answers = futures::future::join_all(creations).await;
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(
+        created,
+        referral::domain::webhook::MAX_ENDPOINTS,
+        "{answers:?}"
+    );
+    for answer in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_error(answer, 409, "conflict");
+    }
+    let (_, list) = api.admin(Method::GET, path, None).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20);
+    assert!(items.iter().all(|item| item.get("secret").is_none()));
+    // A delete frees a place; the endpoint is gone for its tenant only.
+    let id = items[0]["id"].as_str().unwrap();
+    let one = format!("{path}/{id}");
+    assert_error(
+        &api.other_tenant().admin(Method::DELETE, &one, None).await,
+        404,
+        "not_found",
+    );
+    let (status, _) = api.admin(Method::DELETE, &one, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_error(&api.admin(Method::GET, &one, None).await, 404, "not_found");
+    let (status, _) = api
+        .admin(
+            Method::POST,
+            path,
+            Some(json!({"url": "https://hooks.example.com/again"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Changes: filters, disabling by an admin, a rotation with an overlap.
+    let id = items[1]["id"].as_str().unwrap();
+    let one = format!("{path}/{id}");
+    let (status, changed) = api
+        .admin(
+            Method::PATCH,
+            &one,
+            Some(json!({"event_types": ["payout.paid", "payout.paid"], "enabled": false, "description": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["event_types"], json!(["payout.paid"]));
+    assert_eq!(
+        (
+            changed["enabled"].as_bool(),
+            changed["disabled_reason"].as_str()
+        ),
+        (Some(false), Some("by_admin"))
+    );
+    let (status, rotated) = api
+        .admin(Method::POST, &format!("{one}/secret/rotate"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert!(rotated["secret"].as_str().unwrap().starts_with("whsec_"));
+    let (_, view) = api.admin(Method::GET, &one, None).await;
+    assert_eq!(
+        view["previous_secret_retires_at"],
+        rotated["previous_secret_retires_at"]
+    );
+    let stored = referral::store::WebhookStore::get_endpoint(&api.store, &api.tenant, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = referral::clock::now();
+    assert_eq!(stored.signing_secrets(now).len(), 2);
+    assert_eq!(
+        stored.signing_secrets(now)[0],
+        rotated["secret"].as_str().unwrap()
+    );
+    assert_eq!(
+        stored.signing_secrets(now + time::Duration::hours(25)),
+        [rotated["secret"].as_str().unwrap()]
+    );
+}
