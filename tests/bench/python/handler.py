@@ -24,10 +24,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 TABLE = os.environ["TABLE_NAME"]
 SECRET = os.environ["JWT_SECRET"]
-QUEUE_URL = os.environ.get("QUEUE_URL")
 
 dynamodb = boto3.client("dynamodb")
-sqs = boto3.client("sqs")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _KEYS = {"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "entity_type", "version"}
@@ -269,14 +267,7 @@ def _sign_up(event):
         dynamodb.transact_write_items(TransactItems=actions)
     except dynamodb.exceptions.TransactionCanceledException:
         raise HttpError(409, "already_referred", f"{referred} was already referred")
-    if QUEUE_URL and rewards:
-        sqs.send_message_batch(QueueUrl=QUEUE_URL, Entries=[
-            {"Id": str(index), "MessageBody": json.dumps({
-                "reward_id": r["id"], "tenant": tenant, "user_id": r["user_id"], "amount": r["amount"],
-                "currency": r["currency"], "kind": r["kind"], "program_id": r["program_id"],
-                "program_name": program["name"], "reason": "signup"})}
-            for index, r in enumerate(rewards)
-        ])
+    # The credits leave through the table's stream (the outbox), as in the Rust function.
     return 201, {"referral": relation, "rewards": rewards}
 
 

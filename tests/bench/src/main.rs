@@ -875,7 +875,7 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
     ];
     let codes = [world.code.clone(), world.python_code.clone()];
     specs.push(Spec {
-        label: "POST /v1/referrals (sign-up, two rewards queued)",
+        label: "POST /v1/referrals (sign-up, two rewards)",
         function: "referrals",
         python: Some("handler.sign_up"),
         events: {
