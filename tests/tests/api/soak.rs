@@ -624,6 +624,27 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
         }
     }
 
+    // The outbox forgot nothing the load committed, faults on stream reads and SQS sends
+    // notwithstanding: every reward's `reward.created` event was kept (its id follows from the
+    // reward).
+    for (id, reward) in &rewards {
+        let reward: referral::domain::ledger::Reward =
+            serde_json::from_value(reward.clone()).unwrap();
+        let created = referral::domain::event::events_of(
+            None,
+            Some(&referral::domain::event::Entity::Reward(Box::new(reward))),
+        );
+        let kept =
+            referral::store::WebhookStore::get_event(&api.store, &api.tenant, &created[0].id)
+                .await
+                .unwrap();
+        assert_eq!(
+            kept.map(|event| event.data["id"].clone()),
+            Some(json!(id)),
+            "{id}"
+        );
+    }
+
     // Billing credited each reward it was sent, always with the same amount, and nothing is
     // left undelivered.
     let booked = billing.0.lock().unwrap().clone();
