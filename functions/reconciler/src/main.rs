@@ -1,4 +1,5 @@
-//! The reconciler Lambda, run on a schedule: finishes release jobs (the rewards they release
+//! The reconciler Lambda, run on a schedule: releases rewards whose holding period ended,
+//! finishes release jobs (the rewards they release
 //! reach billing through the stream, like any change) and re-sends rewards left `pending`, both
 //! older than `RECONCILE_AFTER_SECONDS` (default 900), found through sparse indexes, never a
 //! scan. Clients are built once per cold start.
@@ -21,11 +22,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
             let age = time::Duration::seconds(age);
+            let due =
+                referral::delivery::reconcile::release_due(store, referral::clock::now()).await?;
             let released = referral::delivery::reconcile::resume_release_jobs(store, age).await?;
             let sent = referral::delivery::reconcile::reconcile(store, queue, age).await?;
-            Ok::<_, lambda_runtime::Error>(
-                serde_json::json!({ "released": released.len(), "resent": sent }),
-            )
+            Ok::<_, lambda_runtime::Error>(serde_json::json!({
+                "due_released": due.len(),
+                "released": released.len(),
+                "resent": sent,
+            }))
         },
     ))
     .await

@@ -1,6 +1,7 @@
-//! The reconciler: re-sends billing credits whose message was lost, found through the sparse
-//! index of undelivered rewards, and finishes release jobs an operation left unfinished (its
-//! chunks cut short), found through theirs: never a scan.
+//! The reconciler: releases rewards whose holding period ended, found through the sparse index
+//! of held rewards by due time; re-sends billing credits whose message was lost, found through
+//! the sparse index of undelivered rewards; and finishes release jobs an operation left
+//! unfinished (its chunks cut short), found through theirs: never a scan.
 
 use crate::delivery::queue::BillingQueue;
 use crate::error::Result;
@@ -30,6 +31,24 @@ pub async fn resume_release_jobs(
         jobs = jobs.len(),
         released = released.len(),
         "resumed release jobs"
+    );
+    Ok(released)
+}
+
+/// How many rewards one pass releases from their holding period at most (the rest: the next
+/// pass, five minutes later).
+pub const DUE_BATCH: usize = 400;
+
+/// Releases the rewards whose holding period ended by `now`; answers them (those now `pending`
+/// reach billing through the stream, like any change).
+pub async fn release_due(
+    store: &impl ReferralStore,
+    now: time::OffsetDateTime,
+) -> Result<Vec<crate::domain::ledger::Reward>> {
+    let released = crate::domain::referral::booking::release_due(store, now, DUE_BATCH).await?;
+    tracing::info!(
+        released = released.len(),
+        "released rewards whose holding period ended"
     );
     Ok(released)
 }

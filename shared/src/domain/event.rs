@@ -310,6 +310,7 @@ mod tests {
             } else {
                 Vec::new()
             },
+            due_at: None,
             reason: "signup".into(),
             last_error: None,
             attempts: 0,

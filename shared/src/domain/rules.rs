@@ -179,6 +179,10 @@ fn due(rule: &RewardRule, context: &Context, event: &Event) -> Option<Due> {
     {
         holds.push(Hold::MinReferrals);
     }
+    // An admin's completion pays at once; every other reward waits out the holding period.
+    if program.hold_days > 0 && *event != Event::Completion {
+        holds.push(Hold::HoldingPeriod);
+    }
     Some(Due {
         source,
         rule_key: key,

@@ -553,6 +553,15 @@ pub trait ReferralStore: Send + Sync {
         ids: &[(String, String)],
     ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
 
+    /// Rewards held for a holding period that ended by `before`, soonest first, at most
+    /// `limit`: one `Query` on the sparse index of held rewards by due time (eventually
+    /// consistent; releases are conditioned on what they read).
+    fn due_rewards(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
+
     /// Release jobs not finished, created before `before`, oldest first, at most `limit`.
     fn release_jobs_before(
         &self,

@@ -995,8 +995,15 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
             let (store, queue) = (store.clone(), bench.queue.clone());
             Box::new(move |_| {
                 let (store, queue) = (store.clone(), queue.clone());
+                // What the handler does: holding periods, release jobs, undelivered credits.
                 boxed(async move {
-                    referral::delivery::reconcile::reconcile(&store, &queue, time::Duration::days(1)).await.map(drop)
+                    let age = time::Duration::days(1);
+                    referral::delivery::reconcile::release_due(&store, referral::clock::now())
+                        .await?;
+                    referral::delivery::reconcile::resume_release_jobs(&store, age).await?;
+                    referral::delivery::reconcile::reconcile(&store, &queue, age)
+                        .await
+                        .map(drop)
                 })
             })
         },

@@ -129,6 +129,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             let age = time::Duration::seconds(60);
+            if let Err(error) =
+                referral::delivery::reconcile::release_due(&reconcile_store, referral::clock::now())
+                    .await
+            {
+                tracing::warn!(%error, "reconciler: holding periods failed");
+            }
             match referral::delivery::reconcile::resume_release_jobs(&reconcile_store, age).await {
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "reconciler: release jobs failed"),

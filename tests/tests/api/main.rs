@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod inputs;
 mod invitations;
+mod lifecycle;
 mod money;
 mod programs;
 mod promoters;

@@ -452,6 +452,7 @@ pub mod seed {
             delivery: Delivery::Payout,
             status: RewardStatus::Credited,
             holds: Vec::new(),
+            due_at: None,
             reason: "each_invoice".into(),
             last_error: None,
             attempts: 0,

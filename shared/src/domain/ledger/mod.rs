@@ -23,14 +23,16 @@ pub enum Hold {
     Verification,
     /// The referrer has fewer qualified referrals than the program's `min_referrals`.
     MinReferrals,
+    /// The program's holding period (`hold_days`) has not passed: see the reward's `due_at`.
+    HoldingPeriod,
 }
 
 /// Where a reward is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RewardStatus {
-    /// Earned but waiting: for the referred user's identity check, or for the referrer's
-    /// `min_referrals`.
+    /// Earned but waiting: for the referred user's identity check, for the referrer's
+    /// `min_referrals`, or for the program's holding period to pass.
     Held,
     /// To be sent to the billing system (delivery `billing_credit`).
     Pending,
@@ -101,6 +103,13 @@ pub struct Reward {
     pub status: RewardStatus,
     /// What a `held` reward waits for.
     pub holds: Vec<Hold>,
+    /// When its holding period ends (while it is held for [`Hold::HoldingPeriod`]).
+    #[serde(
+        default,
+        with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub due_at: Option<OffsetDateTime>,
     /// Why: the trigger (`signup`, `verified`, `paid_threshold`, `each_invoice`) or
     /// `completed_by_admin`.
     pub reason: String,

@@ -15,6 +15,9 @@ use crate::domain::money::{MAX_AMOUNT, POINTS, validate_currency};
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// The longest holding period, in days.
+pub const MAX_HOLD_DAYS: u32 = 365;
+
 /// The largest `max_referrals` / `min_referrals`.
 pub const MAX_REFERRAL_LIMIT: i64 = 1_000_000;
 pub const MAX_RULES: usize = 20;
@@ -139,6 +142,10 @@ pub struct Program {
     pub min_referrals: u32,
     /// Rewards wait for the referred user's identity check.
     pub requires_verification: bool,
+    /// Rewards are `held` (`holding_period`) this many days after they are earned, then become
+    /// `pending` or `credited` (released by the scheduled reconciler); 0: none.
+    #[serde(default)]
+    pub hold_days: u32,
     pub country_overrides: BTreeMap<String, CountryOverride>,
     pub rewards: Vec<RewardRule>,
     /// The program has relations: its currency is frozen (their rewards are in it). Set by the
@@ -178,6 +185,8 @@ pub struct ProgramInput {
     #[serde(default, deserialize_with = "present")]
     pub requires_verification: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    pub hold_days: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
     pub country_overrides: Option<BTreeMap<String, CountryOverride>>,
     #[serde(default, deserialize_with = "present")]
     pub rewards: Option<Vec<RewardRule>>,
@@ -209,6 +218,7 @@ impl ProgramInput {
             max_referrals,
             min_referrals,
             requires_verification,
+            hold_days,
             country_overrides,
             rewards,
         } = self;
@@ -221,6 +231,7 @@ impl ProgramInput {
             && max_referrals.is_none()
             && min_referrals.is_none()
             && requires_verification.is_none()
+            && hold_days.is_none()
             && country_overrides.is_none()
             && rewards.is_none()
     }
@@ -256,6 +267,7 @@ impl Program {
             max_referrals: 0,
             min_referrals: 0,
             requires_verification: false,
+            hold_days: 0,
             country_overrides: BTreeMap::new(),
             rewards: Vec::new(),
             has_relations: false,
@@ -323,6 +335,14 @@ impl Program {
         }
         if let Some(required) = input.requires_verification {
             next.requires_verification = required;
+        }
+        if let Some(days) = input.hold_days {
+            next.hold_days = u32::try_from(days)
+                .ok()
+                .filter(|days| *days <= MAX_HOLD_DAYS)
+                .ok_or_else(|| {
+                    Error::invalid("hold_days", format!("must be 0 to {MAX_HOLD_DAYS}"))
+                })?;
         }
         if let Some(overrides) = &input.country_overrides {
             next.country_overrides = overrides.clone();

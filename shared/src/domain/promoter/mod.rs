@@ -545,6 +545,7 @@ mod tests {
             delivery: Delivery::Payout,
             status,
             holds: Vec::new(),
+            due_at: None,
             reason: "each_invoice".into(),
             last_error: None,
             attempts: 0,

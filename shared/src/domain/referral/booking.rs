@@ -46,6 +46,10 @@ pub(crate) fn book(
             delivery: due.delivery,
             status: due.status(),
             holds: due.holds.clone(),
+            due_at: due
+                .holds
+                .contains(&Hold::HoldingPeriod)
+                .then(|| now + time::Duration::days(i64::from(program.hold_days))),
             reason: due.reason.to_owned(),
             last_error: None,
             attempts: 0,
@@ -89,6 +93,8 @@ pub(crate) fn book(
 pub(crate) struct Lift<'a> {
     pub verified_relation: Option<&'a str>,
     pub min_referrals_met: bool,
+    /// Holding periods that ended by then.
+    pub due_by: Option<OffsetDateTime>,
 }
 
 impl Lift<'_> {
@@ -101,6 +107,11 @@ impl Lift<'_> {
         }
         if self.min_referrals_met && reward.recipient == Recipient::Referrer {
             lifted.push(Hold::MinReferrals);
+        }
+        if let (Some(by), Some(due)) = (self.due_by, reward.due_at)
+            && due <= by
+        {
+            lifted.push(Hold::HoldingPeriod);
         }
         lifted
     }
@@ -193,6 +204,7 @@ pub async fn run_release_job(store: &impl ReferralStore, job: &ReleaseJob) -> Re
     let lift = Lift {
         verified_relation: job.relation_id.as_deref(),
         min_referrals_met: job.min_referrals_met,
+        due_by: None,
     };
     let relation = if job.min_referrals_met {
         None
@@ -223,6 +235,46 @@ pub async fn run_release_job(store: &impl ReferralStore, job: &ReleaseJob) -> Re
             _ => backoff.wait().await?,
         }
     }
+}
+
+/// Rewards whose holding period ended are released per transaction in chunks of this many.
+pub const DUE_CHUNK: usize = 40;
+
+/// Releases the holding period of rewards due by `now` (the scheduled reconciler's pass): at
+/// most `limit`, read through the sparse index of held rewards by due time (never a scan), in
+/// transactions of [`DUE_CHUNK`], each conditioned on every reward being held still as read.
+/// A chunk whose condition fails is retried reward by reward; a reward that changed since the
+/// index was read (it is eventually consistent) is left to the next pass. Idempotent: a
+/// released reward leaves the index. Answers what was released (a reward still held for
+/// another reason counts too: only its holding period ended).
+pub async fn release_due(
+    store: &impl ReferralStore,
+    now: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<Reward>> {
+    let due = store.due_rewards(now, limit).await?;
+    let lift = Lift {
+        verified_relation: None,
+        min_referrals_met: false,
+        due_by: Some(now),
+    };
+    let mut released = Vec::new();
+    for chunk in releases(due.clone(), lift, now).chunks(DUE_CHUNK) {
+        let mut plan = Plan::default();
+        add_releases(&mut plan, chunk.to_vec(), &due);
+        if store.apply(&plan).await? == Committed::Done {
+            released.extend(plan.released());
+            continue;
+        }
+        for release in chunk {
+            let mut plan = Plan::default();
+            add_releases(&mut plan, vec![release.clone()], &due);
+            if store.apply(&plan).await? == Committed::Done {
+                released.extend(plan.released());
+            }
+        }
+    }
+    Ok(released)
 }
 
 /// Runs the jobs a committed plan left (its releases did not fit), best effort: what fails is

@@ -461,6 +461,7 @@ pub async fn record_verification(
             let lift = Lift {
                 verified_relation: Some(&relation.id),
                 min_referrals_met: reaches_min,
+                due_by: None,
             };
             let found = releases(candidates.clone(), lift, now);
             let relation_jobs = vec![
@@ -472,6 +473,7 @@ pub async fn record_verification(
                     Lift {
                         verified_relation: Some(&relation.id),
                         min_referrals_met: false,
+                        due_by: None,
                     },
                     now,
                 ),

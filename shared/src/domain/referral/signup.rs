@@ -323,6 +323,7 @@ pub async fn register_referral(
             let lift = Lift {
                 verified_relation: None,
                 min_referrals_met: true,
+                due_by: None,
             };
             jobs.push(job(tenant, &referrer.user_id, &program.id, lift, now));
             plan.release_jobs.extend(jobs.iter().cloned());

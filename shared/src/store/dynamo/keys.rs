@@ -24,7 +24,8 @@
 //! | delivery request   | `TENANT#{t}#DELIVERY_REQUEST#{id}`    | `DELIVERY_REQUEST` |                             |                    |
 //!
 //! GSI2 (sparse): a relation by id (`TENANT#{t}#REFERRAL#{id}` / `REFERRAL`), and rewards awaiting
-//! delivery to billing (`REWARD#PENDING` / `{updated}#{id}`). Reward ids are
+//! delivery to billing (`REWARD#PENDING` / `{updated}#{id}`), rewards in a holding period
+//! (`REWARD#HELD_UNTIL` / `{due_at}#{tenant}#{user}#{id}`). Reward ids are
 //! `{relation id}.{rule key}[.{event id}]`. GSI2 also holds release jobs not finished
 //! (`RELEASES#PENDING` / `{created}#{tenant}#{user}#{job}`).
 //!
@@ -255,6 +256,18 @@ pub fn undelivered_reward(updated: &str, reward_id: &str) -> (String, String) {
 
 /// The GSI2 partition of rewards awaiting delivery to billing.
 pub const UNDELIVERED_REWARDS: &str = "REWARD#PENDING";
+
+/// GSI2 key of a reward held for its program's holding period, by the time it ends: the sparse
+/// index the scheduled release reads, soonest first.
+pub fn held_until(due_at: &str, tenant_id: &str, user: &str, reward_id: &str) -> (String, String) {
+    (
+        HELD_UNTIL.to_owned(),
+        format!("{due_at}#{tenant_id}#{user}#{reward_id}"),
+    )
+}
+
+/// The GSI2 partition of rewards in a holding period.
+pub const HELD_UNTIL: &str = "REWARD#HELD_UNTIL";
 
 /// The record of a processed event (`kind`: `invoice`, `verification`), for idempotency.
 pub fn event(tenant_id: &str, kind: &str, event_id: &str) -> Key {

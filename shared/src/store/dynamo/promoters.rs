@@ -9,7 +9,7 @@ use super::{
     invalid_cursor, key_item, keys, number, sdk_error, string, with_gsi2,
 };
 use crate::clock;
-use crate::domain::ledger::{Balance, Payout, PayoutStatus, Reward, RewardStatus};
+use crate::domain::ledger::{Balance, Hold, Payout, PayoutStatus, Reward, RewardStatus};
 use crate::domain::promoter::Promoter;
 use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
@@ -89,13 +89,23 @@ pub fn reward_item(reward: &Reward) -> Result<Item> {
     );
     item.insert(keys::GSI3PK.to_owned(), string(gsi3pk));
     item.insert(keys::GSI3SK.to_owned(), string(gsi3sk));
-    Ok(if reward.status == RewardStatus::Pending {
-        with_gsi2(
+    Ok(match (reward.status, reward.due_at) {
+        (RewardStatus::Pending, _) => with_gsi2(
             item,
             keys::undelivered_reward(&clock::format(reward.updated), &reward.id),
-        )
-    } else {
-        item
+        ),
+        (RewardStatus::Held, Some(due)) if reward.holds.contains(&Hold::HoldingPeriod) => {
+            with_gsi2(
+                item,
+                keys::held_until(
+                    &clock::format(due),
+                    &reward.tenant,
+                    &reward.user_id,
+                    &reward.id,
+                ),
+            )
+        }
+        _ => item,
     })
 }
 

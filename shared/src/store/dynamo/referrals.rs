@@ -630,6 +630,19 @@ impl ReferralStore for DynamoStore {
             .collect()
     }
 
+    async fn due_rewards(
+        &self,
+        before: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::ledger::Reward>> {
+        let before = format!("{}~", clock::format(before));
+        self.gsi2_before(keys::HELD_UNTIL, &before, limit)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
     async fn release_jobs_before(
         &self,
         before: time::OffsetDateTime,
