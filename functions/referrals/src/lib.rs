@@ -12,6 +12,8 @@
 //! | `POST /v1/events/verifications`    | as invoices, + 2 `Query`s of the relation's rewards on a first success |
 //! | `GET /v1/rewards?status=failed`    | 1 `Query` (GSI2, the tenant's failed rewards)                       |
 //! | `POST /v1/rewards/{id}/retry`      | 2 `Query`s (relation, its rewards) + 1 `UpdateItem`                 |
+//! | `POST /v1/rewards/{id}/approve`, `/deny` | 3 `Query`s (relation, its two users' rewards) + 1 `TransactWriteItems` (reward, balance) |
+//! | `POST /v1/rewards/approve` (≤ 100 ids) | 3 `Query`s per relation + 1 `TransactWriteItems` per 40 approvals |
 //!
 //! No route sends to SQS: a `pending` reward an operation commits reaches the billing queue
 //! through the table's stream (the outbox dispatcher, `functions/dispatcher`).
@@ -42,6 +44,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/events/verifications", post(verification))
         .route("/v1/rewards", get(rewards))
         .route("/v1/rewards/{id}/retry", post(retry))
+        .route("/v1/rewards/{id}/approve", post(approve))
+        .route("/v1/rewards/{id}/deny", post(deny))
+        .route("/v1/rewards/approve", post(approve_many))
 }
 
 #[derive(Deserialize)]
@@ -79,6 +84,38 @@ async fn retry(
 ) -> Result<(StatusCode, Json<Reward>)> {
     let reward = rewards::retry_reward(&state.store, &admin.tenant, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(reward)))
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Reward>> {
+    Ok(Json(
+        rewards::decide(&state.store, &admin.tenant, &id, rewards::Decision::Approve).await?,
+    ))
+}
+
+async fn deny(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(denial): JsonBody<rewards::Denial>,
+) -> Result<Json<Reward>> {
+    let decision = denial.decision()?;
+    Ok(Json(
+        rewards::decide(&state.store, &admin.tenant, &id, decision).await?,
+    ))
+}
+
+async fn approve_many(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(input): JsonBody<rewards::BulkApproval>,
+) -> Result<Json<rewards::BulkApproved>> {
+    Ok(Json(
+        rewards::approve_many(&state.store, &admin.tenant, input).await?,
+    ))
 }
 
 async fn sign_up(

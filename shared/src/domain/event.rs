@@ -278,6 +278,7 @@ fn status_reason(reward: &Reward) -> Option<String> {
                 .join(", "),
         ),
         RewardStatus::Failed => reward.last_error.clone(),
+        RewardStatus::Reversed => reward.denial.clone(),
         _ => None,
     }
 }
@@ -311,6 +312,7 @@ mod tests {
                 Vec::new()
             },
             due_at: None,
+            denial: None,
             reason: "signup".into(),
             last_error: None,
             attempts: 0,

@@ -183,6 +183,9 @@ fn due(rule: &RewardRule, context: &Context, event: &Event) -> Option<Due> {
     if program.hold_days > 0 && *event != Event::Completion {
         holds.push(Hold::HoldingPeriod);
     }
+    if program.approval == crate::domain::program::Approval::Manual && *event != Event::Completion {
+        holds.push(Hold::AwaitingApproval);
+    }
     Some(Due {
         source,
         rule_key: key,

@@ -51,6 +51,10 @@ const EXPECTED: &[(&str, u16)] = &[
     ("referrals/complete-between-users.json", 200),
     ("referrals/failed-rewards.json", 200),
     ("referrals/retry-reward.json", 404),
+    ("referrals/approve-reward.json", 404),
+    ("referrals/deny-reward.json", 404),
+    // The named reward does not exist: refused per id, answered 200.
+    ("referrals/approve-rewards.json", 200),
     ("invitations/invite.json", 201),
     ("invitations/verify.json", 200),
     ("codes/set-active.json", 200),

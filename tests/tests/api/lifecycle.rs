@@ -166,3 +166,167 @@ async fn a_holding_period_ends_beside_other_holds_and_hold_days_are_checked() {
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["hold_days"], 0);
 }
+
+#[tokio::test]
+async fn manual_approval_holds_rewards_until_an_admin_approves_or_denies_them() {
+    let api = Api::new().await;
+    api.program(
+        json!({"name": "Approved", "currency": "USD", "approval": "manual", "rewards": [
+        {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
+        {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 500,
+         "delivery": "payout"}]}),
+    )
+    .await;
+    let code = api.code_of("alice").await;
+    let mut ids: Vec<(String, String)> = Vec::new();
+    for user in ["bob", "carol", "dave", "erin"] {
+        let outcome = api
+            .signed_up(json!({"code": code, "referred_user_id": user}))
+            .await;
+        for reward in outcome["rewards"].as_array().unwrap() {
+            assert_eq!(reward["status"], "held");
+            assert_eq!(reward["holds"], json!(["awaiting_approval"]));
+            ids.push((
+                reward["user_id"].as_str().unwrap().to_owned(),
+                reward["id"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    let of = |user: &str| -> Vec<String> {
+        ids.iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, id)| id.clone())
+            .collect()
+    };
+    let alice_ids = of("alice");
+    assert_eq!(
+        api.me("alice").await["balances"]["USD"]["total_earned"],
+        2000
+    );
+
+    // One approved: bob's credit goes to billing; once only.
+    let bob = &of("bob")[0];
+    let (status, approved) = api
+        .admin(Method::POST, &format!("/v1/rewards/{bob}/approve"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(
+        (approved["status"].as_str(), &approved["holds"]),
+        (Some("pending"), &json!([]))
+    );
+    assert_error(
+        &api.admin(Method::POST, &format!("/v1/rewards/{bob}/approve"), None)
+            .await,
+        409,
+        "conflict",
+    );
+    assert_error(
+        &api.other_tenant()
+            .admin(Method::POST, &format!("/v1/rewards/{bob}/approve"), None)
+            .await,
+        404,
+        "not_found",
+    );
+    // One denied, with a reason: never pays, leaves total_earned.
+    let first = &alice_ids[0];
+    let deny = format!("/v1/rewards/{first}/deny");
+    for body in [
+        json!({}),
+        json!({"reason": "  "}),
+        json!({"reason": "x".repeat(501)}),
+    ] {
+        assert_error(
+            &api.admin(Method::POST, &deny, Some(body)).await,
+            400,
+            "invalid_request",
+        );
+    }
+    let (status, denied) = api
+        .admin(
+            Method::POST,
+            &deny,
+            Some(json!({"reason": "the same household"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{denied}");
+    assert_eq!(
+        (denied["status"].as_str(), denied["denial"].as_str()),
+        (Some("reversed"), Some("the same household"))
+    );
+    assert_eq!(
+        api.me("alice").await["balances"]["USD"]["total_earned"],
+        1500
+    );
+    assert_error(
+        &api.admin(Method::POST, &format!("/v1/rewards/{first}/approve"), None)
+            .await,
+        409,
+        "conflict",
+    );
+
+    // In bulk: the rest of alice's, carol's, an unknown id and bob's (already approved).
+    let mut bulk: Vec<String> = alice_ids[1..].to_vec();
+    bulk.extend(of("carol"));
+    let unknown = format!("{}.referee.signup", referral::id::new_id());
+    bulk.extend([unknown.clone(), bob.clone(), bulk[0].clone()]);
+    let (status, answer) = api
+        .admin(
+            Method::POST,
+            "/v1/rewards/approve",
+            Some(json!({"ids": bulk})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let approved: Vec<&str> = answer["approved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(approved.len(), 4, "{answer}");
+    let mut refused: Vec<(String, String)> = answer["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    refused.sort();
+    let mut expected = vec![
+        (unknown, "not_found".to_owned()),
+        (bob.clone(), "not_awaiting_approval".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(refused, expected);
+    let alice = api.me("alice").await;
+    assert_eq!(
+        (
+            alice["balances"]["USD"]["total_earned"].as_i64(),
+            alice["balances"]["USD"]["current_balance"].as_i64()
+        ),
+        (Some(1500), Some(1500)),
+        "{alice}"
+    );
+    assert_balances_match_ledger(&api, "alice").await;
+    for body in [
+        json!({"ids": []}),
+        json!({"ids": vec!["x"; 101]}),
+        json!({}),
+    ] {
+        assert_error(
+            &api.admin(Method::POST, "/v1/rewards/approve", Some(body))
+                .await,
+            400,
+            "invalid_request",
+        );
+    }
+    // dave's and erin's still wait.
+    let (_, held) = api
+        .admin(Method::GET, "/v1/rewards?status=held", None)
+        .await;
+    assert_eq!(held["items"].as_array().unwrap().len(), 2, "{held}");
+}

@@ -453,6 +453,7 @@ pub mod seed {
             status: RewardStatus::Credited,
             holds: Vec::new(),
             due_at: None,
+            denial: None,
             reason: "each_invoice".into(),
             last_error: None,
             attempts: 0,

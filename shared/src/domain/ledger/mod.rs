@@ -25,6 +25,8 @@ pub enum Hold {
     MinReferrals,
     /// The program's holding period (`hold_days`) has not passed: see the reward's `due_at`.
     HoldingPeriod,
+    /// The program's `approval` is `manual`: an admin approves or denies it.
+    AwaitingApproval,
 }
 
 /// Where a reward is in its life.
@@ -110,6 +112,9 @@ pub struct Reward {
         skip_serializing_if = "Option::is_none"
     )]
     pub due_at: Option<OffsetDateTime>,
+    /// Why an admin denied it (a denied reward is `reversed`: it never pays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial: Option<String>,
     /// Why: the trigger (`signup`, `verified`, `paid_threshold`, `each_invoice`) or
     /// `completed_by_admin`.
     pub reason: String,

@@ -52,6 +52,15 @@ pub enum Audience {
     Merchant,
 }
 
+/// Whether rewards pay once due (`automatic`) or wait for an admin's approval (`manual`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    #[default]
+    Automatic,
+    Manual,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Recipient {
@@ -146,6 +155,9 @@ pub struct Program {
     /// `pending` or `credited` (released by the scheduled reconciler); 0: none.
     #[serde(default)]
     pub hold_days: u32,
+    /// `manual`: every reward also waits (`awaiting_approval`) for an admin to approve or deny it.
+    #[serde(default)]
+    pub approval: Approval,
     pub country_overrides: BTreeMap<String, CountryOverride>,
     pub rewards: Vec<RewardRule>,
     /// The program has relations: its currency is frozen (their rewards are in it). Set by the
@@ -187,6 +199,8 @@ pub struct ProgramInput {
     #[serde(default, deserialize_with = "present")]
     pub hold_days: Option<i64>,
     #[serde(default, deserialize_with = "present")]
+    pub approval: Option<Approval>,
+    #[serde(default, deserialize_with = "present")]
     pub country_overrides: Option<BTreeMap<String, CountryOverride>>,
     #[serde(default, deserialize_with = "present")]
     pub rewards: Option<Vec<RewardRule>>,
@@ -219,6 +233,7 @@ impl ProgramInput {
             min_referrals,
             requires_verification,
             hold_days,
+            approval,
             country_overrides,
             rewards,
         } = self;
@@ -232,6 +247,7 @@ impl ProgramInput {
             && min_referrals.is_none()
             && requires_verification.is_none()
             && hold_days.is_none()
+            && approval.is_none()
             && country_overrides.is_none()
             && rewards.is_none()
     }
@@ -268,6 +284,7 @@ impl Program {
             min_referrals: 0,
             requires_verification: false,
             hold_days: 0,
+            approval: Approval::Automatic,
             country_overrides: BTreeMap::new(),
             rewards: Vec::new(),
             has_relations: false,
@@ -343,6 +360,9 @@ impl Program {
                 .ok_or_else(|| {
                     Error::invalid("hold_days", format!("must be 0 to {MAX_HOLD_DAYS}"))
                 })?;
+        }
+        if let Some(approval) = input.approval {
+            next.approval = approval;
         }
         if let Some(overrides) = &input.country_overrides {
             next.country_overrides = overrides.clone();

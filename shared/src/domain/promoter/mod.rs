@@ -546,6 +546,7 @@ mod tests {
             status,
             holds: Vec::new(),
             due_at: None,
+            denial: None,
             reason: "each_invoice".into(),
             last_error: None,
             attempts: 0,

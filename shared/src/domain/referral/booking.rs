@@ -50,6 +50,7 @@ pub(crate) fn book(
                 .holds
                 .contains(&Hold::HoldingPeriod)
                 .then(|| now + time::Duration::days(i64::from(program.hold_days))),
+            denial: None,
             reason: due.reason.to_owned(),
             last_error: None,
             attempts: 0,
