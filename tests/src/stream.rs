@@ -20,6 +20,8 @@ pub struct StreamReader {
     /// The most records one read takes (the mapping's `BatchSize`); `None`: as many as the
     /// stream gives (1000).
     batch_size: Option<i32>,
+    /// How many records the last read got, before the tenant filter (0: caught up).
+    last_read: usize,
 }
 
 impl StreamReader {
@@ -78,6 +80,7 @@ impl StreamReader {
             tenant: tenant.map(str::to_owned),
             retry: Vec::new(),
             batch_size: None,
+            last_read: 0,
         })
     }
 
@@ -100,9 +103,9 @@ impl StreamReader {
             .send()
             .await?;
         self.iterator = output.next_shard_iterator;
-        Ok(output
-            .records
-            .unwrap_or_default()
+        let records = output.records.unwrap_or_default();
+        self.last_read = records.len();
+        Ok(records
             .into_iter()
             .filter_map(|record| record.dynamodb)
             .map(|record| Change {
@@ -135,6 +138,24 @@ impl StreamReader {
             Err(error) => {
                 self.retry = changes;
                 Err(Box::new(error))
+            }
+        }
+    }
+
+    /// Pumps until the stream is read to its end (a batch of changes that tell nothing, or of
+    /// other tenants, does not stop it); answers what the dispatcher produced in all.
+    pub async fn drain<S: OutboxStore>(
+        &mut self,
+        outbox: &Outbox<S>,
+    ) -> Result<Dispatched, BoxError> {
+        let mut total = Dispatched::default();
+        loop {
+            let dispatched = self.pump(outbox).await?;
+            total.events += dispatched.events;
+            total.credits += dispatched.credits;
+            total.deliveries += dispatched.deliveries;
+            if self.last_read == 0 && self.retry.is_empty() {
+                return Ok(total);
             }
         }
     }

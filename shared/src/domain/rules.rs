@@ -119,6 +119,20 @@ pub fn due_rewards(context: &Context, event: &Event) -> Vec<Due> {
         .collect()
 }
 
+/// `months` calendar months after `start` (the day clamped to the month's last: 31 January
+/// plus one month is 28 or 29 February).
+pub fn months_after(start: OffsetDateTime, months: u32) -> OffsetDateTime {
+    let index =
+        i64::from(start.year()) * 12 + i64::from(u8::from(start.month())) - 1 + i64::from(months);
+    let year = i32::try_from(index.div_euclid(12)).unwrap_or(i32::MAX);
+    let month = time::Month::try_from(u8::try_from(index.rem_euclid(12) + 1).unwrap_or(1))
+        .unwrap_or(time::Month::January);
+    let day = start.day().min(time::util::days_in_month(month, year));
+    time::Date::from_calendar_date(year, month, day)
+        .map(|date| start.replace_date(date))
+        .unwrap_or(start)
+}
+
 /// Whether `rule` fires on `event` for the relation.
 fn fires(rule: &RewardRule, context: &Context, event: &Event) -> bool {
     let fired = context.relation.fired_rules.contains(&rule.key());
@@ -131,7 +145,19 @@ fn fires(rule: &RewardRule, context: &Context, event: &Event) -> bool {
             let threshold = rule.threshold_amount.unwrap_or(i64::MAX);
             !fired && *new_total >= threshold
         }
-        (Trigger::EachInvoice, Event::Invoice { amount, .. }) => *amount > 0,
+        (Trigger::EachInvoice, Event::Invoice { amount, .. }) => {
+            let paid = context
+                .relation
+                .invoice_counts
+                .get(&rule.key())
+                .copied()
+                .unwrap_or(0);
+            *amount > 0
+                && rule.max_invoices.is_none_or(|most| paid < most)
+                && rule.max_months.is_none_or(|months| {
+                    context.now < months_after(context.relation.created, months)
+                })
+        }
         // An admin completion grants the referrer every fixed reward still outstanding.
         (Trigger::Signup | Trigger::Verified | Trigger::PaidThreshold, Event::Completion) => {
             !fired && rule.recipient == Recipient::Referrer && rule.amount.is_some()
@@ -218,6 +244,22 @@ mod tests {
     use serde_json::json;
     use time::macros::datetime;
 
+    #[test]
+    fn months_are_calendar_months_clamped_to_the_last_day() {
+        assert_eq!(
+            months_after(datetime!(2026-01-31 10:00 UTC), 1),
+            datetime!(2026-02-28 10:00 UTC)
+        );
+        assert_eq!(
+            months_after(datetime!(2027-12-15 00:00 UTC), 12),
+            datetime!(2028-12-15 00:00 UTC)
+        );
+        assert_eq!(
+            months_after(datetime!(2027-11-30 23:59 UTC), 3),
+            datetime!(2028-02-29 23:59 UTC)
+        );
+    }
+
     const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 
     fn program(value: serde_json::Value) -> Program {
@@ -259,6 +301,7 @@ mod tests {
             redeemed_at: None,
             version: 1,
             fired_rules: Vec::new(),
+            invoice_counts: Default::default(),
             created: NOW,
             updated: NOW,
         }

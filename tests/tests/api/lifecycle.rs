@@ -330,3 +330,127 @@ async fn manual_approval_holds_rewards_until_an_admin_approves_or_denies_them() 
         .await;
     assert_eq!(held["items"].as_array().unwrap().len(), 2, "{held}");
 }
+
+#[tokio::test]
+async fn a_recurring_commission_stops_after_its_invoices_or_its_months() {
+    use referral::store::ReferralStore;
+    let api = Api::new().await;
+    api.program(json!({"name": "Recurring", "currency": "USD", "rewards": [
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 10.0,
+         "delivery": "payout", "max_invoices": 2, "max_months": 12}]}))
+        .await;
+    let code = api.code_of("alice").await;
+    for user in ["bob", "carol", "dave"] {
+        api.signed_up(json!({"code": code, "referred_user_id": user}))
+            .await;
+    }
+    // bob: three invoices, two pay.
+    let mut credits = Vec::new();
+    for i in 1..=3 {
+        let outcome = api
+            .invoiced(json!({"event_id": format!("bob-{i}"), "user_id": "bob",
+                             "amount_paid": 1000, "currency": "USD"}))
+            .await;
+        credits.push(outcome["acquired_credit"].as_i64().unwrap());
+    }
+    assert_eq!(credits, [100, 100, 0]);
+    // carol's relation began 13 months ago, dave's 11: only dave's invoice pays.
+    for (user, days) in [("carol", 396), ("dave", 335)] {
+        let mut relation = api
+            .store
+            .relations_of_referred(&api.tenant, user)
+            .await
+            .unwrap()
+            .remove(0);
+        relation.created = referral::clock::now() - Duration::days(days);
+        crate::support::seed::put_relation(&api, &relation).await;
+    }
+    let carol = api
+        .invoiced(
+            json!({"event_id": "carol-1", "user_id": "carol", "amount_paid": 1000,
+                         "currency": "USD"}),
+        )
+        .await;
+    let dave = api
+        .invoiced(
+            json!({"event_id": "dave-1", "user_id": "dave", "amount_paid": 1000,
+                         "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            carol["acquired_credit"].as_i64(),
+            dave["acquired_credit"].as_i64()
+        ),
+        (Some(0), Some(100))
+    );
+    assert_eq!(
+        api.me("alice").await["balances"]["USD"]["current_balance"],
+        300
+    );
+    assert_balances_match_ledger(&api, "alice").await;
+    // The limits belong to each_invoice rules, within bounds.
+    for (rule, field) in [
+        (
+            json!({"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 1,
+                "max_invoices": 2}),
+            "rewards[0].max_invoices",
+        ),
+        (
+            json!({"recipient": "referrer", "trigger": "each_invoice", "kind": "cash",
+                "percent": 5.0, "max_months": 0}),
+            "rewards[0].max_months",
+        ),
+        (
+            json!({"recipient": "referrer", "trigger": "each_invoice", "kind": "cash",
+                "percent": 5.0, "max_invoices": 1001}),
+            "rewards[0].max_invoices",
+        ),
+    ] {
+        let answer = api
+            .admin(
+                Method::POST,
+                "/v1/programs",
+                Some(json!({"name": "Bad", "currency": "USD", "rewards": [rule]})),
+            )
+            .await;
+        assert_error(&answer, 400, "invalid_request");
+        assert_eq!(answer.1["error"]["field"], field, "{}", answer.1);
+    }
+}
+
+#[tokio::test]
+async fn max_invoices_is_exact_under_concurrent_invoices() {
+    let api = Api::new().await;
+    api.program(json!({"name": "Capped", "currency": "USD", "rewards": [
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "amount": 50,
+         "delivery": "payout", "max_invoices": 3}]}))
+        .await;
+    let code = api.code_of("alice").await;
+    api.signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    // Contention on one relation can outlast a request's deadline on a loaded machine (503,
+    // nothing written): resent, as a client does (the event id makes it idempotent).
+    let invoices = (0..8).map(|i| {
+        let api = &api;
+        crate::money::retried_when_busy(move || {
+            api.service(
+                Method::POST,
+                "/v1/events/invoices",
+                Some(json!({"event_id": format!("c-{i}"), "user_id": "bob",
+                            "amount_paid": 100, "currency": "USD"})),
+            )
+        })
+    });
+    let answers = futures::future::join_all(invoices).await;
+    let paid: i64 = answers
+        .iter()
+        .map(|(status, outcome)| {
+            assert_eq!(*status, StatusCode::OK, "{outcome}");
+            outcome["acquired_credit"].as_i64().unwrap()
+        })
+        .sum();
+    assert_eq!(paid, 150);
+    assert_eq!(all_rewards(&api, "alice").await.len(), 3);
+    assert_balances_match_ledger(&api, "alice").await;
+}

@@ -77,7 +77,7 @@ pub async fn all_rewards(api: &Api, user: &str) -> Vec<Value> {
 
 /// Sends a call again, after a short pause, while it answers 503 `unavailable` (at most five
 /// times in all), as a client of the API does.
-async fn retried_when_busy<F, Fut>(call: F) -> (StatusCode, Value)
+pub(crate) async fn retried_when_busy<F, Fut>(call: F) -> (StatusCode, Value)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = (StatusCode, Value)>,

@@ -536,7 +536,7 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
                 .unwrap();
         resumed += released.len();
         // The stream's changes so far, dispatched (a batch failed under faults, again).
-        while reader.lock().await.pump(&outbox).await.unwrap() != Default::default() {}
+        reader.lock().await.drain(&outbox).await.unwrap();
         referral::delivery::reconcile::reconcile(&api.store, &queue, time::Duration::ZERO)
             .await
             .unwrap();

@@ -416,6 +416,7 @@ pub mod seed {
             redeemed_at: None,
             version: 1,
             fired_rules: Vec::new(),
+            invoice_counts: Default::default(),
             created: now,
             updated: now,
         }
@@ -624,7 +625,7 @@ impl TestOutbox {
     /// Dispatches every change committed since the last call.
     pub async fn pump(&mut self) -> referral::delivery::outbox::Dispatched {
         self.reader
-            .pump(&self.outbox)
+            .drain(&self.outbox)
             .await
             .expect("the outbox dispatches")
     }

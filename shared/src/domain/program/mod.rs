@@ -119,7 +119,17 @@ pub struct RewardRule {
     pub percent: Option<f64>,
     #[serde(default)]
     pub delivery: Delivery,
+    /// `each_invoice` only: at most this many invoices of a relation pay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_invoices: Option<u32>,
+    /// `each_invoice` only: invoices pay for this many months after the relation began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_months: Option<u32>,
 }
+
+/// The most invoices / months an `each_invoice` rule may be limited to.
+pub const MAX_INVOICES: u32 = 1000;
+pub const MAX_MONTHS: u32 = 120;
 
 /// Fixed sign-up amounts for users of one country (seed 002's country bonus overrides). An
 /// absent side keeps the rule's amount; `0` means nothing for that side.
@@ -582,6 +592,26 @@ impl RewardRule {
                 ));
             }
             (_, None) => {}
+        }
+        for (field, value, most) in [
+            ("max_invoices", self.max_invoices, MAX_INVOICES),
+            ("max_months", self.max_months, MAX_MONTHS),
+        ] {
+            match value {
+                Some(_) if self.trigger != Trigger::EachInvoice => {
+                    return Err(Error::invalid(
+                        format!("{at}.{field}"),
+                        "is only allowed with the each_invoice trigger",
+                    ));
+                }
+                Some(value) if value == 0 || value > most => {
+                    return Err(Error::invalid(
+                        format!("{at}.{field}"),
+                        format!("must be 1 to {most}"),
+                    ));
+                }
+                _ => {}
+            }
         }
         if currency == POINTS
             && matches!(self.trigger, Trigger::PaidThreshold | Trigger::EachInvoice)

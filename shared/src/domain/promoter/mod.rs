@@ -662,6 +662,7 @@ mod tests {
             redeemed_at: None,
             version: 1,
             fired_rules: fired.iter().map(|s| s.to_string()).collect(),
+            invoice_counts: Default::default(),
             created: now,
             updated: now,
         }

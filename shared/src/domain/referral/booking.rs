@@ -60,6 +60,12 @@ pub(crate) fn book(
         if due.once && !relation.fired_rules.contains(&due.rule_key) {
             relation.fired_rules.push(due.rule_key.clone());
         }
+        if !due.once {
+            *relation
+                .invoice_counts
+                .entry(due.rule_key.clone())
+                .or_default() += 1;
+        }
         if due.holds.contains(&Hold::MinReferrals) {
             plan.stats(
                 &relation.tenant,

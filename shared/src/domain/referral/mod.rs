@@ -69,6 +69,9 @@ pub struct Referral {
     pub version: u64,
     /// Keys of the reward rules that have fired for this relation ([`crate::domain::program::RewardRule::key`]).
     pub fired_rules: Vec<String>,
+    /// Invoices paid per `each_invoice` rule key (its `max_invoices`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub invoice_counts: std::collections::BTreeMap<String, u32>,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
     #[serde(with = "rfc3339")]

@@ -274,6 +274,7 @@ pub async fn register_referral(
             redeemed_at: None,
             version: 1,
             fired_rules: Vec::new(),
+            invoice_counts: Default::default(),
             created: now,
             updated: now,
         };
