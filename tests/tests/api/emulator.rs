@@ -114,16 +114,7 @@ async fn a_cancelled_transaction_leaves_nothing_in_the_stream() {
     use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 
     let api = Api::new().await;
-    let sdk = referral::config::aws().await;
-    let mut reader = local_stack::stream::StreamReader::open(
-        &sdk,
-        None,
-        api.store.table(),
-        true,
-        Some(&api.tenant),
-    )
-    .await
-    .unwrap();
+    let mut reader = crate::support::tenant_stream(&api).await;
     let client = api.store.client().clone();
     let put = |pk: &str| tagged_put(&api, pk, "STREAM", None);
     let missing = TransactWriteItem::builder()

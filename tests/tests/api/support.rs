@@ -596,18 +596,17 @@ pub struct TestOutbox {
     pub webhooks: referral::delivery::queue::Queue,
 }
 
+/// The table's stream from now on, the test's tenant's changes only.
+pub async fn tenant_stream(api: &Api) -> local_stack::stream::StreamReader {
+    let sdk = referral::config::aws().await;
+    local_stack::stream::StreamReader::open(&sdk, None, api.store.table(), true, Some(&api.tenant))
+        .await
+        .expect("the table has a stream")
+}
+
 impl TestOutbox {
     pub async fn new(api: &Api) -> TestOutbox {
-        let sdk = referral::config::aws().await;
-        let reader = local_stack::stream::StreamReader::open(
-            &sdk,
-            None,
-            api.store.table(),
-            true,
-            Some(&api.tenant),
-        )
-        .await
-        .expect("the table has a stream");
+        let reader = tenant_stream(api).await;
         let billing = queue(&format!("credits-{}", api.tenant)).await;
         let webhooks = queue(&format!("webhooks-{}", api.tenant)).await;
         TestOutbox {
