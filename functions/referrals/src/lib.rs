@@ -10,6 +10,7 @@
 //! | `POST /v1/referrals/complete`      | resolving each user (`GetItem` per code or email) + 1 `Query` + as above |
 //! | `POST /v1/events/invoices`         | 1 `GetItem` (replay) + reads in parallel (relations, programs, promoter guard) + 1 `TransactWriteItems` |
 //! | `POST /v1/events/verifications`    | as invoices, + 2 `Query`s of the relation's rewards on a first success |
+//! | `POST /v1/events/refunds`          | 1 `GetItem` (replay) + reads in parallel (relations, programs), 2 `Query`s per paid relation (its rewards) + 1 `TransactWriteItems` |
 //! | `GET /v1/rewards?status=failed`    | 1 `Query` (GSI2, the tenant's failed rewards)                       |
 //! | `POST /v1/rewards/{id}/retry`      | 2 `Query`s (relation, its rewards) + 1 `UpdateItem`                 |
 //! | `POST /v1/rewards/{id}/approve`, `/deny` | 3 `Query`s (relation, its two users' rewards) + 1 `TransactWriteItems` (reward, balance) |
@@ -27,7 +28,7 @@ use referral::domain::ledger::Reward;
 use referral::domain::ledger::rewards;
 use referral::domain::referral::{
     self as relations, CompleteByUsers, Completion, Invoice, InvoiceOutcome, Outcome, Referral,
-    SignUp, Verification, VerificationResult,
+    Refund, RefundOutcome, SignUp, Verification, VerificationResult,
 };
 use referral::http::{Admin, AppState, Backoffice, JsonBody, Pagination, QueryParams, Service};
 use referral::page::Page;
@@ -42,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/referrals/{id}/complete", post(complete))
         .route("/v1/events/invoices", post(invoice))
         .route("/v1/events/verifications", post(verification))
+        .route("/v1/events/refunds", post(refund))
         .route("/v1/rewards", get(rewards))
         .route("/v1/rewards/{id}/retry", post(retry))
         .route("/v1/rewards/{id}/approve", post(approve))
@@ -180,6 +182,15 @@ async fn invoice(
     JsonBody(invoice): JsonBody<Invoice>,
 ) -> Result<Json<InvoiceOutcome>> {
     let outcome = relations::record_invoice(&state.store, &service.tenant, &invoice).await?;
+    Ok(Json(outcome))
+}
+
+async fn refund(
+    State(state): State<AppState>,
+    service: Service,
+    JsonBody(refund): JsonBody<Refund>,
+) -> Result<Json<RefundOutcome>> {
+    let outcome = relations::record_refund(&state.store, &service.tenant, &refund).await?;
     Ok(Json(outcome))
 }
 

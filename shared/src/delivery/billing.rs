@@ -45,7 +45,7 @@ impl CreditMessage {
             tenant: reward.tenant.clone(),
             user_id: reward.user_id.clone(),
             user_indicator_hash: reward.referrer_user_id.clone().unwrap_or_default(),
-            amount: reward.amount,
+            amount: reward.payable(),
             currency: reward.currency.clone(),
             kind: reward.kind,
             program_id: reward.program_id.clone(),

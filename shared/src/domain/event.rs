@@ -34,6 +34,9 @@ pub enum EventType {
     RewardCreated,
     #[serde(rename = "reward.status_changed")]
     RewardStatusChanged,
+    /// A refund took part of a reward off (before delivery) or back (after), status unchanged.
+    #[serde(rename = "reward.adjusted")]
+    RewardAdjusted,
     #[serde(rename = "payout.requested")]
     PayoutRequested,
     #[serde(rename = "payout.paid")]
@@ -46,7 +49,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::PromoterCreated,
         EventType::ReferralCreated,
         EventType::ReferralVerified,
@@ -54,6 +57,7 @@ impl EventType {
         EventType::ReferralCompleted,
         EventType::RewardCreated,
         EventType::RewardStatusChanged,
+        EventType::RewardAdjusted,
         EventType::PayoutRequested,
         EventType::PayoutPaid,
         EventType::WebhookEndpointDisabled,
@@ -69,6 +73,7 @@ impl EventType {
             EventType::ReferralCompleted => "referral.completed",
             EventType::RewardCreated => "reward.created",
             EventType::RewardStatusChanged => "reward.status_changed",
+            EventType::RewardAdjusted => "reward.adjusted",
             EventType::PayoutRequested => "payout.requested",
             EventType::PayoutPaid => "payout.paid",
             EventType::WebhookEndpointDisabled => "webhook_endpoint.disabled",
@@ -262,6 +267,15 @@ fn reward_events(old: Option<&Reward>, new: &Reward) -> Vec<Event> {
                 body,
             )]
         }
+        Some(old) if (old.reduced, old.taken_back) != (new.reduced, new.taken_back) => {
+            vec![Event::new(
+                EventType::RewardAdjusted,
+                &new.tenant,
+                &format!("{}|{}|{}", new.id, new.reduced, new.taken_back),
+                new.updated,
+                data(new),
+            )]
+        }
         Some(_) => Vec::new(),
     }
 }
@@ -278,7 +292,10 @@ fn status_reason(reward: &Reward) -> Option<String> {
                 .join(", "),
         ),
         RewardStatus::Failed => reward.last_error.clone(),
-        RewardStatus::Reversed => reward.denial.clone(),
+        RewardStatus::Reversed => reward
+            .denial
+            .clone()
+            .or_else(|| reward.refund_reason.map(|r| r.as_str().to_owned())),
         _ => None,
     }
 }
@@ -313,6 +330,11 @@ mod tests {
             },
             due_at: None,
             denial: None,
+            invoice: None,
+            reduced: 0,
+            taken_back: 0,
+            reverses: None,
+            refund_reason: None,
             reason: "signup".into(),
             last_error: None,
             attempts: 0,
@@ -365,6 +387,24 @@ mod tests {
         assert!(events_of(Some(&entity(&pending)), Some(&entity(&attempted))).is_empty());
         // Nor does a deletion.
         assert!(events_of(Some(&entity(&pending)), None).is_empty());
+    }
+
+    #[test]
+    fn a_refund_tells_what_it_took_and_why_it_reversed() {
+        let held = reward(RewardStatus::Held);
+        let mut reduced = held.clone();
+        reduced.reduced = 250;
+        let adjusted = events_of(Some(&entity(&held)), Some(&entity(&reduced)));
+        assert_eq!(adjusted.len(), 1);
+        assert_eq!(adjusted[0].event_type, EventType::RewardAdjusted);
+        assert_eq!(adjusted[0].data["reduced"], 250);
+        let mut reversed = reduced.clone();
+        reversed.reduced = 1000;
+        reversed.status = RewardStatus::Reversed;
+        reversed.refund_reason = Some(crate::domain::ledger::RefundReason::Chargeback);
+        let changed = events_of(Some(&entity(&reduced)), Some(&entity(&reversed)));
+        assert_eq!(changed[0].event_type, EventType::RewardStatusChanged);
+        assert_eq!(changed[0].data["status_reason"], "chargeback");
     }
 
     #[test]

@@ -55,9 +55,33 @@ pub fn percent_of(amount: i64, percent: f64) -> i64 {
         .unwrap_or(0)
 }
 
+/// `amount × part / whole`, rounded half-even to whole minor units (0 when `whole` is not
+/// positive): the share of a reward a partial refund takes back.
+pub fn prorate(amount: i64, part: i64, whole: i64) -> i64 {
+    if whole <= 0 {
+        return 0;
+    }
+    let exact = Decimal::from(amount) * Decimal::from(part) / Decimal::from(whole);
+    exact
+        .round_dp_with_strategy(0, RoundingStrategy::MidpointNearestEven)
+        .try_into()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_round_half_to_even() {
+        assert_eq!(prorate(1500, 5000, 10_000), 750);
+        assert_eq!(prorate(3, 1, 2), 2, "1.5 -> 2");
+        assert_eq!(prorate(5, 1, 2), 2, "2.5 -> 2");
+        assert_eq!(prorate(1000, 1, 3), 333);
+        assert_eq!(prorate(1000, 2, 3), 667);
+        assert_eq!(prorate(1000, 3, 3), 1000);
+        assert_eq!(prorate(1000, 1, 0), 0);
+    }
 
     #[test]
     fn percentages_round_half_to_even() {

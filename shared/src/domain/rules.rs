@@ -75,6 +75,8 @@ pub struct Due {
     pub delivery: Delivery,
     pub holds: Vec<Hold>,
     pub reason: &'static str,
+    /// The invoice a per-invoice reward is earned on (what its refunds are measured against).
+    pub invoice: Option<crate::domain::ledger::InvoiceBasis>,
 }
 
 impl Due {
@@ -188,11 +190,19 @@ fn due(rule: &RewardRule, context: &Context, event: &Event) -> Option<Due> {
         return None;
     }
     let key = rule.key();
-    let (source, once) = match event {
-        Event::Invoice { event_id, .. } if rule.trigger == Trigger::EachInvoice => {
-            (format!("{key}.{event_id}"), false)
-        }
-        _ => (key.clone(), true),
+    let (source, once, invoice) = match event {
+        Event::Invoice {
+            event_id, amount, ..
+        } if rule.trigger == Trigger::EachInvoice => (
+            format!("{key}.{event_id}"),
+            false,
+            Some(crate::domain::ledger::InvoiceBasis {
+                event_id: (*event_id).to_owned(),
+                amount: *amount,
+                refunded: 0,
+            }),
+        ),
+        _ => (key.clone(), true, None),
     };
     let mut holds = Vec::new();
     if program.requires_verification && !context.verified && *event != Event::Completion {
@@ -233,6 +243,7 @@ fn due(rule: &RewardRule, context: &Context, event: &Event) -> Option<Due> {
             Event::Completion => "completed_by_admin",
             _ => rule.trigger.as_str(),
         },
+        invoice,
     })
 }
 

@@ -245,6 +245,8 @@ pub struct Plan {
     pub rewards: Vec<Reward>,
     /// Held rewards released, in their new state (only if still held as read).
     pub releases: Vec<Release>,
+    /// Rewards a refund reduced, reversed or took back from (only if still as read).
+    pub adjustments: Vec<Adjustment>,
     /// Balance changes per user and currency.
     pub balances: BTreeMap<BalanceKey, BalanceChange>,
     /// Referrers' qualified counts this plan raises, or relies on (held rewards are booked on
@@ -269,6 +271,14 @@ pub struct Release {
     pub holds_before: usize,
 }
 
+/// A reward in its new state after a refund, written only if it is still as `before` was
+/// read (status, holds, what refunds took of it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adjustment {
+    pub before: Reward,
+    pub after: Reward,
+}
+
 /// The most actions DynamoDB takes in one transaction.
 pub const MAX_ACTIONS: usize = 100;
 
@@ -282,6 +292,7 @@ impl Plan {
             + usize::from(self.program_lock.is_some())
             + self.rewards.len()
             + self.releases.len()
+            + self.adjustments.len()
             + self
                 .balances
                 .values()

@@ -779,3 +779,103 @@ async fn a_relations_commission_status_follows_its_reward() {
         "{found}"
     );
 }
+
+#[tokio::test]
+async fn a_chargeback_after_delivery_reaches_billing_as_a_debit_of_its_own() {
+    let receiver = Receiver::start().await;
+    let (api, code) = tenant().await;
+    let mut outbox = crate::support::TestOutbox::new(&api).await;
+    let queue = outbox.billing.clone();
+    let consumer = receiver.consumer(api.store.clone(), Duration::from_secs(2));
+    api.signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    api.invoiced(
+        json!({"event_id": "i-1", "user_id": "bob", "amount_paid": 6000, "currency": "USD"}),
+    )
+    .await;
+    outbox.pump().await;
+    assert_eq!(drain(&queue, &consumer).await, 2);
+    // The invoice that reached the threshold is charged back: the paid total falls below it
+    // within the clawback window, and alice's delivered 2500 is taken back.
+    let (status, answer) = api
+        .service(
+            Method::POST,
+            "/v1/events/refunds",
+            Some(
+                json!({"event_id": "cb-1", "user_id": "bob", "invoice_event_id": "i-1",
+                        "amount_refunded": 6000, "currency": "USD", "reason": "chargeback"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["relations"][0]["paid_total"], 0, "{answer}");
+    let take_back = &answer["take_backs"][0];
+    assert_eq!(
+        answer["take_backs"].as_array().unwrap().len(),
+        1,
+        "{answer}"
+    );
+    assert_eq!(
+        (
+            take_back["amount"].as_i64(),
+            take_back["status"].as_str(),
+            take_back["user_id"].as_str(),
+            take_back["reason"].as_str()
+        ),
+        (
+            Some(-2500),
+            Some("pending"),
+            Some("alice"),
+            Some("chargeback")
+        )
+    );
+    assert_eq!(answer["adjusted"][0]["taken_back"], 2500, "{answer}");
+    assert_eq!(answer["adjusted"][0]["status"], "credited", "{answer}");
+    // Through the stream and the queue: billing gets the debit, keyed by the take-back's id.
+    let dispatched = outbox.pump().await;
+    assert_eq!(dispatched.credits, 1, "{dispatched:?}");
+    assert_eq!(drain(&queue, &consumer).await, 1);
+    let log = receiver.log();
+    let debit = log.last().unwrap();
+    let body: Value = serde_json::from_slice(&debit.body).unwrap();
+    assert_eq!(
+        (
+            debit.user_id.as_str(),
+            body["amount"].as_i64(),
+            body["reason"].as_str(),
+            debit.idempotency_key.as_str()
+        ),
+        (
+            "alice",
+            Some(-2500),
+            Some("chargeback"),
+            take_back["id"].as_str().unwrap()
+        )
+    );
+    let relations = api
+        .store
+        .relations_of_referred(&api.tenant, "bob")
+        .await
+        .unwrap();
+    assert_eq!(relations[0].referrer_earned, 0);
+    let rewards = api.store.relation_rewards(&relations[0]).await.unwrap();
+    assert_eq!(rewards.len(), 3, "{rewards:?}");
+    assert!(
+        rewards.iter().all(|r| r.status == RewardStatus::Credited),
+        "{rewards:?}"
+    );
+    // The referee's sign-up credit is not the invoice's: untouched. Replayed, the refund
+    // answers the same and writes nothing.
+    let (_, again) = api
+        .service(
+            Method::POST,
+            "/v1/events/refunds",
+            Some(
+                json!({"event_id": "cb-1", "user_id": "bob", "invoice_event_id": "i-1",
+                        "amount_refunded": 6000, "currency": "USD", "reason": "chargeback"}),
+            ),
+        )
+        .await;
+    assert_eq!(again, answer);
+    assert_eq!(outbox.pump().await.credits, 0);
+}

@@ -43,6 +43,7 @@ const EXPECTED: &[(&str, u16)] = &[
     ("codes/redirect.json", 302),
     ("referrals/sign-up.json", 201),
     ("referrals/invoice.json", 200),
+    ("referrals/refund.json", 200),
     ("referrals/verification.json", 200),
     ("referrals/find.json", 200),
     ("referrals/get.json", 404),

@@ -454,3 +454,338 @@ async fn max_invoices_is_exact_under_concurrent_invoices() {
     assert_eq!(all_rewards(&api, "alice").await.len(), 3);
     assert_balances_match_ledger(&api, "alice").await;
 }
+
+async fn refunded(api: &Api, body: Value) -> Value {
+    let (status, answer) = api
+        .service(Method::POST, "/v1/events/refunds", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+fn balance(promoter: &Value) -> (i64, i64) {
+    (
+        promoter["balances"]["USD"]["current_balance"]
+            .as_i64()
+            .unwrap(),
+        promoter["balances"]["USD"]["total_earned"]
+            .as_i64()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_refund_after_withdrawal_leaves_a_negative_balance_the_next_reward_nets() {
+    let api = Api::new().await;
+    api.program(json!({"name": "Commission", "currency": "USD", "rewards": [
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 15.0,
+         "delivery": "payout"}]}))
+        .await;
+    let code = api.code_of("alice").await;
+    api.signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    api.invoiced(
+        json!({"event_id": "in-1", "user_id": "bob", "amount_paid": 20000,
+                        "currency": "USD"}),
+    )
+    .await;
+    api.as_promoter(
+        "alice",
+        Method::PATCH,
+        "/v1/promoters/me/payout-method",
+        Some(json!({"method": "paypal", "payment_address": "alice@example.com"})),
+    )
+    .await;
+    let (status, payout) = api
+        .as_promoter(
+            "alice",
+            Method::POST,
+            "/v1/promoters/me/payouts",
+            Some(json!({"currency": "USD"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{payout}");
+    assert_eq!(balance(&api.me("alice").await), (0, 3000));
+
+    // The whole invoice refunded after the withdrawal: a take-back of 3000, credited at once.
+    let answer = refunded(
+        &api,
+        json!({"event_id": "re-1", "user_id": "bob", "invoice_event_id": "in-1",
+               "amount_refunded": 20000, "currency": "usd"}),
+    )
+    .await;
+    assert_eq!(answer["reason"], "refund");
+    assert_eq!(
+        (
+            answer["take_backs"][0]["amount"].as_i64(),
+            answer["take_backs"][0]["status"].as_str(),
+            answer["take_backs"][0]["reverses"].as_str()
+        ),
+        (
+            Some(-3000),
+            Some("credited"),
+            answer["adjusted"][0]["id"].as_str()
+        ),
+        "{answer}"
+    );
+    assert_eq!(answer["relations"][0]["paid_total"], 0);
+    assert_eq!(balance(&api.me("alice").await), (-3000, 0));
+    assert_balances_match_ledger(&api, "alice").await;
+    // A negative balance cannot be withdrawn; the next commission nets against it.
+    assert_error(
+        &api.as_promoter(
+            "alice",
+            Method::POST,
+            "/v1/promoters/me/payouts",
+            Some(json!({"currency": "USD"})),
+        )
+        .await,
+        422,
+        "below_min_withdrawal_balance",
+    );
+    api.invoiced(
+        json!({"event_id": "in-2", "user_id": "bob", "amount_paid": 30000,
+                        "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(balance(&api.me("alice").await), (1500, 4500));
+
+    // Partial refunds take back in proportion, half-even, and add up to the whole: 15 % of
+    // 10001 is 1500; 5000 of it refunded takes back 750 (749.93), the other 5001 the rest.
+    api.invoiced(
+        json!({"event_id": "in-3", "user_id": "bob", "amount_paid": 10001,
+                        "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(balance(&api.me("alice").await), (3000, 6000));
+    let first = refunded(
+        &api,
+        json!({"event_id": "re-2", "user_id": "bob", "invoice_event_id": "in-3",
+               "amount_refunded": 5000, "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(first["take_backs"][0]["amount"], -750, "{first}");
+    let second = refunded(
+        &api,
+        json!({"event_id": "re-3", "user_id": "bob", "invoice_event_id": "in-3",
+               "amount_refunded": 9000, "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(second["take_backs"][0]["amount"], -750, "{second}");
+    assert_eq!(second["adjusted"][0]["taken_back"], 1500);
+    assert_eq!(second["adjusted"][0]["invoice"]["refunded"], 10001);
+    // Nothing is left to take back: a third refund of it moves only the paid total.
+    let third = refunded(
+        &api,
+        json!({"event_id": "re-4", "user_id": "bob", "invoice_event_id": "in-3",
+               "amount_refunded": 1, "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(third["take_backs"], json!([]), "{third}");
+    assert_eq!(balance(&api.me("alice").await), (1500, 4500));
+    assert_balances_match_ledger(&api, "alice").await;
+
+    // Idempotent on event_id; another payload under it is refused; bad input changes nothing.
+    let again = refunded(
+        &api,
+        json!({"event_id": "re-2", "user_id": "bob", "invoice_event_id": "in-3",
+               "amount_refunded": 5000, "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(again, first);
+    assert_error(
+        &api.service(
+            Method::POST,
+            "/v1/events/refunds",
+            Some(
+                json!({"event_id": "re-2", "user_id": "bob", "amount_refunded": 4000,
+                        "currency": "USD"}),
+            ),
+        )
+        .await,
+        409,
+        "idempotency_key_reused",
+    );
+    for (body, field) in [
+        (
+            json!({"event_id": "x", "user_id": "bob", "amount_refunded": 0, "currency": "USD"}),
+            "amount_refunded",
+        ),
+        (
+            json!({"event_id": "x", "user_id": "bob", "amount_refunded": -5, "currency": "USD"}),
+            "amount_refunded",
+        ),
+        (
+            json!({"event_id": "x", "user_id": "bob", "amount_refunded": 5, "currency": "XXY"}),
+            "currency",
+        ),
+        (
+            json!({"event_id": "x", "user_id": "bob", "amount_refunded": 5, "currency": "USD",
+                   "invoice_event_id": "no spaces"}),
+            "invoice_event_id",
+        ),
+        (
+            json!({"event_id": "x", "user_id": "bob", "amount_refunded": 5, "currency": "USD",
+                   "reason": "regret"}),
+            "reason",
+        ),
+    ] {
+        let answer = api
+            .service(Method::POST, "/v1/events/refunds", Some(body))
+            .await;
+        assert_error(&answer, 400, "invalid_request");
+        assert_eq!(answer.1["error"]["field"], field, "{}", answer.1);
+    }
+    assert_error(
+        &api.admin(
+            Method::POST,
+            "/v1/events/refunds",
+            Some(
+                json!({"event_id": "x", "user_id": "bob", "amount_refunded": 5,
+                        "currency": "USD"}),
+            ),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    assert_eq!(balance(&api.me("alice").await), (1500, 4500));
+}
+
+#[tokio::test]
+async fn refunds_reduce_undelivered_rewards_in_place_and_reverse_them_when_whole() {
+    // The release reads a table-wide index: a table of its own.
+    let api = Api::isolated().await;
+    api.program(
+        json!({"name": "Held commission", "currency": "USD", "hold_days": 30,
+        "clawback_days": 90, "rewards": [
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 10.0,
+         "delivery": "payout"},
+        {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 5000,
+         "kind": "cash", "amount": 2000, "delivery": "payout"}]}),
+    )
+    .await;
+    let code = api.code_of("alice").await;
+    api.signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    let invoice = api
+        .invoiced(
+            json!({"event_id": "in-1", "user_id": "bob", "amount_paid": 8000,
+                         "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(invoice["rewards"].as_array().unwrap().len(), 2, "{invoice}");
+    assert_eq!(balance(&api.me("alice").await), (0, 2800));
+    // A quarter refunded: still above the threshold; the commission loses 200 in place.
+    let answer = refunded(
+        &api,
+        json!({"event_id": "re-1", "user_id": "bob", "invoice_event_id": "in-1",
+               "amount_refunded": 2000, "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(answer["take_backs"], json!([]), "{answer}");
+    let adjusted = &answer["adjusted"][0];
+    assert_eq!(
+        (
+            adjusted["status"].as_str(),
+            adjusted["reduced"].as_i64(),
+            adjusted["amount"].as_i64()
+        ),
+        (Some("held"), Some(200), Some(800)),
+        "{answer}"
+    );
+    assert_eq!(balance(&api.me("alice").await), (0, 2600));
+    // Then below the threshold (a chargeback without naming the invoice): the threshold
+    // reward, held still, is reversed whole; the commission keeps its 600.
+    let answer = refunded(
+        &api,
+        json!({"event_id": "cb-1", "user_id": "bob", "amount_refunded": 2000,
+               "currency": "USD", "reason": "chargeback"}),
+    )
+    .await;
+    let reversed = &answer["adjusted"][0];
+    assert_eq!(
+        (
+            reversed["status"].as_str(),
+            reversed["reduced"].as_i64(),
+            reversed["refund_reason"].as_str()
+        ),
+        (Some("reversed"), Some(2000), Some("chargeback")),
+        "{answer}"
+    );
+    assert_eq!(answer["relations"][0]["paid_total"], 4000);
+    assert_eq!(balance(&api.me("alice").await), (0, 600));
+    assert_balances_match_ledger(&api, "alice").await;
+    // Released when due, the commission pays what is left of it: 600.
+    let released = release_due(&api.store, referral::clock::now() + Duration::days(31))
+        .await
+        .unwrap();
+    assert!(released.iter().any(|r| r.payable() == 600), "{released:?}");
+    assert_eq!(balance(&api.me("alice").await), (600, 600));
+    assert_balances_match_ledger(&api, "alice").await;
+    // The window: a program whose clawback_days is 0 never takes a threshold back.
+    let path = format!(
+        "/v1/programs/{}",
+        invoice["relations"][0]["program_id"].as_str().unwrap()
+    );
+    for bad in [json!(-1), json!(366), json!(null)] {
+        assert_error(
+            &api.admin(Method::PATCH, &path, Some(json!({"clawback_days": bad})))
+                .await,
+            400,
+            "invalid_request",
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_partial_refunds_take_back_exactly_the_whole() {
+    let api = Api::new().await;
+    api.program(json!({"name": "Split", "currency": "USD", "rewards": [
+        {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 10.0,
+         "delivery": "payout"},
+        {"recipient": "referee", "trigger": "each_invoice", "kind": "cash", "percent": 5.0,
+         "delivery": "payout"}]}))
+        .await;
+    let code = api.code_of("alice").await;
+    api.signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    api.invoiced(
+        json!({"event_id": "in-1", "user_id": "bob", "amount_paid": 7001,
+                        "currency": "USD"}),
+    )
+    .await;
+    // 7 refunds of 1000 and one of 1 at once: every one conditioned on the reward as read.
+    let refunds = (0..8).map(|i| {
+        let amount = if i == 7 { 1 } else { 1000 };
+        let api = &api;
+        async move {
+            crate::money::retried_when_busy(|| {
+                api.service(
+                    Method::POST,
+                    "/v1/events/refunds",
+                    Some(json!({"event_id": format!("re-{i}"), "user_id": "bob",
+                                "invoice_event_id": "in-1", "amount_refunded": amount,
+                                "currency": "USD"})),
+                )
+            })
+            .await
+        }
+    });
+    for (status, answer) in futures::future::join_all(refunds).await {
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    // 10 % of 7001 is 700, 5 % is 350: all taken back, not a cent more.
+    assert_eq!(balance(&api.me("alice").await), (0, 0));
+    assert_eq!(api.me("bob").await["balances"]["USD"]["total_earned"], 0);
+    for user in ["alice", "bob"] {
+        assert_balances_match_ledger(&api, user).await;
+        let taken: i64 = all_rewards(&api, user)
+            .await
+            .iter()
+            .filter(|r| r["reverses"].is_string())
+            .map(|r| r["amount"].as_i64().unwrap())
+            .sum();
+        assert_eq!(taken, if user == "alice" { -700 } else { -350 });
+    }
+}

@@ -10,6 +10,12 @@ use serde_json::{Value, json};
 use crate::support::{Api, assert_error};
 
 /// Every balance of `user`, per currency, equals what their ledger and payouts say.
+/// What a reward pays as the API answers it: its amount less what refunds took off before
+/// delivery (negative for a take-back entry).
+pub fn payable(reward: &Value) -> i64 {
+    reward["amount"].as_i64().unwrap() - reward["reduced"].as_i64().unwrap_or(0)
+}
+
 pub async fn assert_balances_match_ledger(api: &Api, user: &str) {
     let (status, promoter) = api
         .admin(Method::GET, &format!("/v1/promoters/{user}"), None)
@@ -36,13 +42,13 @@ pub async fn assert_balances_match_ledger(api: &Api, user: &str) {
             .iter()
             .filter(in_currency)
             .filter(|r| r["status"] != "reversed")
-            .map(|r| r["amount"].as_i64().unwrap())
+            .map(payable)
             .sum();
         let credited: i64 = ledger
             .iter()
             .filter(in_currency)
             .filter(|r| r["delivery"] == "payout" && r["status"] == "credited")
-            .map(|r| r["amount"].as_i64().unwrap())
+            .map(payable)
             .sum();
         let requested: i64 = payouts
             .iter()

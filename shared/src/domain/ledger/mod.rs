@@ -115,6 +115,24 @@ pub struct Reward {
     /// Why an admin denied it (a denied reward is `reversed`: it never pays).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial: Option<String>,
+    /// The invoice an `each_invoice` reward was earned on: its refunds take back in proportion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<InvoiceBasis>,
+    /// Taken off by refunds before it was delivered: it pays `amount - reduced` (all of it
+    /// taken off: `reversed`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reduced: i64,
+    /// Taken back by refunds after it was delivered, through take-back entries (negative
+    /// rewards naming it in `reverses`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub taken_back: i64,
+    /// A take-back entry: the reward whose delivered amount it takes back (its amount is
+    /// negative; a billing credit's take-back is delivered to billing as a debit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<String>,
+    /// What the last refund that reduced it, took it back or reversed it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_reason: Option<RefundReason>,
     /// Why: the trigger (`signup`, `verified`, `paid_threshold`, `each_invoice`) or
     /// `completed_by_admin`.
     pub reason: String,
@@ -127,6 +145,42 @@ pub struct Reward {
     pub created: OffsetDateTime,
     #[serde(with = "rfc3339")]
     pub updated: OffsetDateTime,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+/// What a refund event reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    /// The tenant gave money back.
+    #[default]
+    Refund,
+    /// The payment was disputed and taken back by the card network.
+    Chargeback,
+}
+
+impl RefundReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundReason::Refund => "refund",
+            RefundReason::Chargeback => "chargeback",
+        }
+    }
+}
+
+/// The invoice a per-invoice reward was earned on, and how much of it was refunded since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceBasis {
+    pub event_id: String,
+    /// The invoice's amount, minor units.
+    pub amount: i64,
+    /// Refunded of it so far, minor units.
+    #[serde(default)]
+    pub refunded: i64,
 }
 
 /// How a reward moves its recipient's balance in its currency (`POINTS` for points).
@@ -144,19 +198,34 @@ impl Reward {
         self.kind == RewardKind::Cash && self.status != RewardStatus::Reversed
     }
 
+    /// What it pays: its amount less what refunds took off before delivery (negative for a
+    /// take-back entry).
+    pub fn payable(&self) -> i64 {
+        self.amount - self.reduced
+    }
+
+    /// What refunds may still take back of it (nothing of a take-back entry).
+    pub fn remaining(&self) -> i64 {
+        if self.status == RewardStatus::Reversed || self.reverses.is_some() {
+            return 0;
+        }
+        (self.amount - self.reduced - self.taken_back).max(0)
+    }
+
     /// Every reward counts in `total_earned` of its currency whatever its delivery; only
     /// credited `payout` rewards are withdrawable `current_balance` (held ones join it when
-    /// released). Points are the currency `POINTS`.
+    /// released). Points are the currency `POINTS`. A reward counts what it pays (take-backs
+    /// count negative).
     pub fn balance_effect(&self) -> BalanceEffect {
         if self.status == RewardStatus::Reversed {
             return BalanceEffect::default();
         }
         BalanceEffect {
-            total_earned: self.amount,
+            total_earned: self.payable(),
             current_balance: if self.delivery == Delivery::Payout
                 && self.status == RewardStatus::Credited
             {
-                self.amount
+                self.payable()
             } else {
                 0
             },

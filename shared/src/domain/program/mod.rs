@@ -18,6 +18,24 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// The longest holding period, in days.
 pub const MAX_HOLD_DAYS: u32 = 365;
 
+/// The longest clawback window (refunds take threshold rewards back within it), in days.
+pub const MAX_CLAWBACK_DAYS: u32 = 365;
+/// Refunds take threshold rewards back within this many days unless the program says.
+pub const DEFAULT_CLAWBACK_DAYS: u32 = 60;
+
+fn default_clawback_days() -> u32 {
+    DEFAULT_CLAWBACK_DAYS
+}
+
+/// What a program's `budget` is per: its whole life, or each calendar month (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    #[default]
+    Total,
+    Month,
+}
+
 /// The largest `max_referrals` / `min_referrals`.
 pub const MAX_REFERRAL_LIMIT: i64 = 1_000_000;
 pub const MAX_RULES: usize = 20;
@@ -168,6 +186,20 @@ pub struct Program {
     /// `manual`: every reward also waits (`awaiting_approval`) for an admin to approve or deny it.
     #[serde(default)]
     pub approval: Approval,
+    /// A refund takes back a `paid_threshold` reward earned this many days ago or less when it
+    /// brings the paid total below the threshold; 0: never.
+    #[serde(default = "default_clawback_days")]
+    pub clawback_days: u32,
+    /// The most the program pays in its currency (minor units) per `budget_period`; beyond
+    /// it rewards are held (`budget_exhausted`) for an admin. `None`: no limit.
+    #[serde(default)]
+    pub budget: Option<i64>,
+    #[serde(default)]
+    pub budget_period: BudgetPeriod,
+    /// The most one referrer earns in the program in its currency (minor units); beyond it
+    /// their rewards are held (`earnings_cap_reached`). `None`: no limit.
+    #[serde(default)]
+    pub max_earnings_per_promoter: Option<i64>,
     pub country_overrides: BTreeMap<String, CountryOverride>,
     pub rewards: Vec<RewardRule>,
     /// The program has relations: its currency is frozen (their rewards are in it). Set by the
@@ -211,6 +243,14 @@ pub struct ProgramInput {
     #[serde(default, deserialize_with = "present")]
     pub approval: Option<Approval>,
     #[serde(default, deserialize_with = "present")]
+    pub clawback_days: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub budget: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub budget_period: Option<BudgetPeriod>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub max_earnings_per_promoter: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
     pub country_overrides: Option<BTreeMap<String, CountryOverride>>,
     #[serde(default, deserialize_with = "present")]
     pub rewards: Option<Vec<RewardRule>>,
@@ -244,6 +284,10 @@ impl ProgramInput {
             requires_verification,
             hold_days,
             approval,
+            clawback_days,
+            budget,
+            budget_period,
+            max_earnings_per_promoter,
             country_overrides,
             rewards,
         } = self;
@@ -258,6 +302,10 @@ impl ProgramInput {
             && requires_verification.is_none()
             && hold_days.is_none()
             && approval.is_none()
+            && clawback_days.is_none()
+            && budget.is_none()
+            && budget_period.is_none()
+            && max_earnings_per_promoter.is_none()
             && country_overrides.is_none()
             && rewards.is_none()
     }
@@ -295,6 +343,10 @@ impl Program {
             requires_verification: false,
             hold_days: 0,
             approval: Approval::Automatic,
+            clawback_days: DEFAULT_CLAWBACK_DAYS,
+            budget: None,
+            budget_period: BudgetPeriod::Total,
+            max_earnings_per_promoter: None,
             country_overrides: BTreeMap::new(),
             rewards: Vec::new(),
             has_relations: false,
@@ -373,6 +425,29 @@ impl Program {
         }
         if let Some(approval) = input.approval {
             next.approval = approval;
+        }
+        if let Some(days) = input.clawback_days {
+            next.clawback_days = u32::try_from(days)
+                .ok()
+                .filter(|days| *days <= MAX_CLAWBACK_DAYS)
+                .ok_or_else(|| {
+                    Error::invalid("clawback_days", format!("must be 0 to {MAX_CLAWBACK_DAYS}"))
+                })?;
+        }
+        if let Some(budget) = input.budget {
+            if let Some(amount) = budget {
+                amount_in_range("budget", amount, 1)?;
+            }
+            next.budget = budget;
+        }
+        if let Some(period) = input.budget_period {
+            next.budget_period = period;
+        }
+        if let Some(cap) = input.max_earnings_per_promoter {
+            if let Some(amount) = cap {
+                amount_in_range("max_earnings_per_promoter", amount, 1)?;
+            }
+            next.max_earnings_per_promoter = cap;
         }
         if let Some(overrides) = &input.country_overrides {
             next.country_overrides = overrides.clone();

@@ -250,7 +250,7 @@ pub fn recent_earnings(today: Date, rewards: &[Reward], main: Option<&str>) -> V
             && let Some(day) = days.get_mut(index)
             && let Some(value) = day.get_mut(&reward.currency)
         {
-            *value = value.saturating_add(reward.amount);
+            *value = value.saturating_add(reward.payable());
         }
     }
     days.into_iter()
@@ -547,6 +547,11 @@ mod tests {
             holds: Vec::new(),
             due_at: None,
             denial: None,
+            invoice: None,
+            reduced: 0,
+            taken_back: 0,
+            reverses: None,
+            refund_reason: None,
             reason: "each_invoice".into(),
             last_error: None,
             attempts: 0,

@@ -51,6 +51,11 @@ pub(crate) fn book(
                 .contains(&Hold::HoldingPeriod)
                 .then(|| now + time::Duration::days(i64::from(program.hold_days))),
             denial: None,
+            invoice: due.invoice.clone(),
+            reduced: 0,
+            taken_back: 0,
+            reverses: None,
+            refund_reason: None,
             reason: due.reason.to_owned(),
             last_error: None,
             attempts: 0,

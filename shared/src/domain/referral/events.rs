@@ -78,14 +78,14 @@ enum Paid {
 
 /// A digest of an event's payload, in its canonical form (after validation and
 /// normalisation): the same payload sent twice has the same fingerprint.
-fn fingerprint(parts: &[&str]) -> String {
+pub(super) fn fingerprint(parts: &[&str]) -> String {
     let digest = Sha256::digest(parts.join("\u{1f}").as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The relations in which `user` was referred and the tenant's programs, read in parallel
 /// (strongly consistent: the event decides on them).
-async fn relations_of(
+pub(super) async fn relations_of(
     store: &(impl ReferralStore + ProgramStore),
     tenant: &str,
     user: &str,
@@ -98,7 +98,10 @@ async fn relations_of(
 }
 
 /// Each relation with its program (a relation of a program that no longer exists is skipped).
-fn with_programs(relations: Vec<Referral>, programs: &[Program]) -> Vec<(Referral, &Program)> {
+pub(super) fn with_programs(
+    relations: Vec<Referral>,
+    programs: &[Program],
+) -> Vec<(Referral, &Program)> {
     relations
         .into_iter()
         .filter_map(|r| {
@@ -296,7 +299,7 @@ pub async fn record_invoice(
 /// Applies an event's plan with the event's record holding `answer`. `Some(answer)` when it was
 /// written; for a replay, `Some` of the answer the record holds (409 when the payload differs);
 /// `None` when something read has changed (decide again).
-async fn commit_event<T: Serialize + serde::de::DeserializeOwned>(
+pub(super) async fn commit_event<T: Serialize + serde::de::DeserializeOwned>(
     store: &impl ReferralStore,
     mut plan: Plan,
     tenant: &str,

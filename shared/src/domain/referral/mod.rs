@@ -86,10 +86,12 @@ use crate::error::{Error, Result};
 pub mod booking;
 pub mod completion;
 pub mod events;
+pub mod refund;
 pub mod signup;
 
 pub use completion::*;
 pub use events::*;
+pub use refund::*;
 pub use signup::*;
 
 pub(crate) use crate::backoff::Backoff;

@@ -18,7 +18,7 @@ use crate::domain::ledger::{Reward, RewardStatus};
 use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
 use crate::store::{
-    BalanceChange, BalanceKey, CodeCounts, Committed, MAX_ACTIONS, Plan, RecordedEvent,
+    Adjustment, BalanceChange, BalanceKey, CodeCounts, Committed, MAX_ACTIONS, Plan, RecordedEvent,
     ReferralStore, RelationWrite, ReleaseJob,
 };
 use keys::Key;
@@ -45,6 +45,7 @@ enum Action {
     Balance,
     Reward,
     Release,
+    Adjustment,
     Stats,
     EmailOwner,
     ReleaseJob,
@@ -319,17 +320,26 @@ impl DynamoStore {
             actions.push((Action::Reward, self.put_new(reward_item(reward)?)?));
         }
         for release in &plan.releases {
+            let reward = &release.reward;
             actions.push((
                 Action::Release,
                 self.put_if(
-                    reward_item(&release.reward)?,
-                    "#status = :held AND size(holds) = :holds",
+                    reward_item(reward)?,
+                    &format!(
+                        "#status = :held AND size(holds) = :holds AND {}",
+                        unrefunded(reward)
+                    ),
                     vec![
                         (":held", string(RewardStatus::Held.as_str())),
                         (":holds", number(release.holds_before)),
+                        (":reduced", number(reward.reduced)),
+                        (":taken_back", number(reward.taken_back)),
                     ],
                 )?,
             ));
+        }
+        for adjustment in &plan.adjustments {
+            actions.push((Action::Adjustment, self.adjustment_action(adjustment)?));
         }
         for stats in &plan.stats {
             let key = keys::referrer_stats(&stats.tenant, &stats.referrer, &stats.program_id);
@@ -391,6 +401,71 @@ impl DynamoStore {
         }
         check_actions(&actions)?;
         Ok(actions)
+    }
+}
+
+/// The condition that no refund touched a reward since it was read (`:reduced`, `:taken_back`:
+/// what it was read with): a release or a decision cannot write back what a refund changed.
+fn unrefunded(read: &Reward) -> String {
+    let unchanged = |attribute: &str, value: i64| {
+        if value == 0 {
+            format!("(attribute_not_exists({attribute}) OR {attribute} = :{attribute})")
+        } else {
+            format!("{attribute} = :{attribute}")
+        }
+    };
+    format!(
+        "{} AND {}",
+        unchanged("reduced", read.reduced),
+        unchanged("taken_back", read.taken_back)
+    )
+}
+
+impl DynamoStore {
+    /// A refund's change of a reward, if it is still as read. Taken back after delivery (a
+    /// pending or credited reward keeps its status): only what refunds track is updated, so a
+    /// delivery's claim on it stays. Otherwise (reduced or reversed before delivery: held or
+    /// failed, never claimed) the reward is written whole, its indexes with it.
+    fn adjustment_action(&self, adjustment: &Adjustment) -> Result<TransactWriteItem> {
+        let (before, after) = (&adjustment.before, &adjustment.after);
+        let values = vec![
+            (":status", string(before.status.as_str())),
+            (":holds", number(before.holds.len())),
+            (":reduced", number(before.reduced)),
+            (":taken_back", number(before.taken_back)),
+        ];
+        if before.status == after.status && before.reduced == after.reduced {
+            let mut expression = Expression::default();
+            let status = expression.name("status");
+            expression.set("taken_back", number(after.taken_back));
+            expression.set("updated", string(clock::format(after.updated)));
+            if let Some(reason) = after.refund_reason {
+                expression.set("refund_reason", string(reason.as_str()));
+            }
+            if let Some(invoice) = &after.invoice {
+                expression.set(
+                    "invoice",
+                    serde_dynamo::to_attribute_value(invoice).map_err(Error::internal)?,
+                );
+            }
+            let condition = format!(
+                "{status} = :status AND size(holds) = :holds AND {}",
+                unrefunded(before)
+            );
+            return expression.update(
+                self.table(),
+                &keys::reward(&after.tenant, &after.user_id, &after.id),
+                Some((&condition, values)),
+            );
+        }
+        self.put_if(
+            reward_item(after)?,
+            &format!(
+                "#status = :status AND size(holds) = :holds AND {}",
+                unrefunded(before)
+            ),
+            values,
+        )
     }
 }
 
