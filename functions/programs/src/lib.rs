@@ -4,7 +4,7 @@
 //! |-----------------------------|---------------------------------------------------|
 //! | `POST /v1/programs`         | 1 `TransactWriteItems` (program + name guard); without a currency the tenant's default (cached) |
 //! | `GET /v1/programs`          | 1 `Query`                                         |
-//! | `GET /v1/programs/{id}`     | 1 `GetItem`                                       |
+//! | `GET /v1/programs/{id}`     | 1 `GetItem` (+ 1 for the budget used, with a budget) |
 //! | `PATCH /v1/programs/{id}`   | 1 `GetItem` + 1 `PutItem` (rename: `TransactWriteItems`) |
 //! | `DELETE /v1/programs/{id}`  | 1 `UpdateItem`                                    |
 
@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use referral::Result;
-use referral::domain::program::{self, Program, ProgramInput};
+use referral::domain::program::{self, Program, ProgramInput, ProgramState};
 use referral::http::{Admin, AppState, JsonBody, Pagination};
 use referral::page::Page;
 
@@ -54,9 +54,9 @@ async fn read(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> Result<Json<Program>> {
+) -> Result<Json<ProgramState>> {
     Ok(Json(
-        program::get_program(&state.store, &admin.tenant, &id).await?,
+        program::program_state(&state.store, &admin.tenant, &id).await?,
     ))
 }
 

@@ -335,6 +335,8 @@ mod tests {
             taken_back: 0,
             reverses: None,
             refund_reason: None,
+            budget_bucket: None,
+            counts_to_cap: false,
             reason: "signup".into(),
             last_error: None,
             attempts: 0,

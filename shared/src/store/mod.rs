@@ -247,6 +247,9 @@ pub struct Plan {
     pub releases: Vec<Release>,
     /// Rewards a refund reduced, reversed or took back from (only if still as read).
     pub adjustments: Vec<Adjustment>,
+    /// What rewards add to (or give back to) a program's budget and a referrer's earnings in
+    /// it, under their limits; one entry per counter.
+    pub spend: Vec<SpendWrite>,
     /// Balance changes per user and currency.
     pub balances: BTreeMap<BalanceKey, BalanceChange>,
     /// Referrers' qualified counts this plan raises, or relies on (held rewards are booked on
@@ -271,6 +274,68 @@ pub struct Release {
     pub holds_before: usize,
 }
 
+/// A counter of what was paid under a limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// A program's spend in one budget period (`total` or `yyyy-mm`).
+    Budget {
+        tenant: String,
+        program_id: String,
+        bucket: String,
+    },
+    /// What a referrer earned in a program.
+    Earnings {
+        tenant: String,
+        user: String,
+        program_id: String,
+    },
+}
+
+/// Adds `add` to a counter; with `limit`, only if it stays at or under it (exact under
+/// concurrency: the condition is on the counter itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpendWrite {
+    pub counter: Counter,
+    pub add: i64,
+    pub limit: Option<i64>,
+}
+
+/// Counters as read: a program's spend in the current budget period and a referrer's earnings
+/// in it (0 where the program has no such limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spent {
+    pub budget: i64,
+    pub earnings: i64,
+}
+
+impl Plan {
+    /// Adds `add` to `counter` (under `limit` if given: the tightest limit of the entries wins).
+    pub fn spend(&mut self, counter: Counter, add: i64, limit: Option<i64>) {
+        match self.spend.iter_mut().find(|s| s.counter == counter) {
+            Some(entry) => {
+                entry.add += add;
+                entry.limit = match (entry.limit, limit) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            None => self.spend.push(SpendWrite {
+                counter,
+                add,
+                limit,
+            }),
+        }
+    }
+
+    /// What the plan adds to `counter` so far.
+    pub fn spent_on(&self, counter: &Counter) -> i64 {
+        self.spend
+            .iter()
+            .find(|s| s.counter == *counter)
+            .map_or(0, |s| s.add)
+    }
+}
+
 /// A reward in its new state after a refund, written only if it is still as `before` was
 /// read (status, holds, what refunds took of it).
 #[derive(Clone, Debug, PartialEq)]
@@ -293,6 +358,7 @@ impl Plan {
             + self.rewards.len()
             + self.releases.len()
             + self.adjustments.len()
+            + self.spend.iter().filter(|s| s.add != 0).count()
             + self
                 .balances
                 .values()
@@ -572,6 +638,9 @@ pub trait ReferralStore: Send + Sync {
         before: OffsetDateTime,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
+
+    /// The counters `counters` as read (strongly consistent; absent ones are 0), in order.
+    fn counters(&self, counters: &[Counter]) -> impl Future<Output = Result<Vec<i64>>> + Send;
 
     /// Release jobs not finished, created before `before`, oldest first, at most `limit`.
     fn release_jobs_before(

@@ -789,3 +789,266 @@ async fn concurrent_partial_refunds_take_back_exactly_the_whole() {
         assert_eq!(taken, if user == "alice" { -700 } else { -350 });
     }
 }
+
+async fn budget_used(api: &Api, program: &str) -> Value {
+    let (status, state) = api
+        .admin(Method::GET, &format!("/v1/programs/{program}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    state["budget_used"].clone()
+}
+
+#[tokio::test]
+async fn a_budget_reached_by_concurrent_sign_ups_holds_exactly_the_rest_for_an_admin() {
+    let api = Api::new().await;
+    let program = api
+        .program(
+            json!({"name": "Budgeted", "currency": "USD", "budget": 5000,
+            "rewards": [
+            {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
+            {"recipient": "referee", "trigger": "signup", "kind": "points", "amount": 10}]}),
+        )
+        .await;
+    assert_eq!(budget_used(&api, &program).await, 0);
+    let code = api.code_of("alice").await;
+    let signups = (0..8).map(|i| {
+        let (api, code) = (&api, &code);
+        async move {
+            crate::money::retried_when_busy(|| {
+                api.service(
+                    Method::POST,
+                    "/v1/referrals",
+                    Some(json!({"code": code, "referred_user_id": format!("user-{i}")})),
+                )
+            })
+            .await
+        }
+    });
+    let mut held = Vec::new();
+    let mut paid = 0;
+    for (status, outcome) in futures::future::join_all(signups).await {
+        assert_eq!(status, StatusCode::CREATED, "{outcome}");
+        for reward in outcome["rewards"].as_array().unwrap() {
+            if reward["currency"] == "POINTS" {
+                // Points are not the program's currency: never held for its budget.
+                assert_eq!(reward["status"], "pending", "{reward}");
+            } else if reward["status"] == "held" {
+                assert_eq!(reward["holds"], json!(["budget_exhausted"]), "{reward}");
+                held.push(reward["id"].as_str().unwrap().to_owned());
+            } else {
+                assert_eq!(reward["status"], "pending", "{reward}");
+                assert_eq!(reward["budget_bucket"], "total");
+                paid += 1;
+            }
+        }
+    }
+    assert_eq!((paid, held.len()), (5, 3), "exactly the budget: 5 × 1000");
+    assert_eq!(budget_used(&api, &program).await, 5000);
+
+    // An admin cannot release one while the budget is spent; raised, one fits, then no more.
+    let approve = |id: &str| format!("/v1/rewards/{id}/approve");
+    assert_error(
+        &api.admin(Method::POST, &approve(&held[0]), None).await,
+        409,
+        "conflict",
+    );
+    let path = format!("/v1/programs/{program}");
+    let (status, _) = api
+        .admin(Method::PATCH, &path, Some(json!({"budget": 6000})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, released) = api.admin(Method::POST, &approve(&held[0]), None).await;
+    assert_eq!(status, StatusCode::OK, "{released}");
+    assert_eq!(
+        (released["status"].as_str(), &released["holds"]),
+        (Some("pending"), &json!([]))
+    );
+    assert_eq!(budget_used(&api, &program).await, 6000);
+    let (status, bulk) = api
+        .admin(
+            Method::POST,
+            "/v1/rewards/approve",
+            Some(json!({"ids": [held[1], held[2]]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{bulk}");
+    assert_eq!(bulk["approved"], json!([]), "{bulk}");
+    let reasons: Vec<&str> = bulk["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["budget_exhausted", "budget_exhausted"]);
+    // Denied, a held reward never pays; denying a counted one gives its amount back.
+    let (status, denied) = api
+        .admin(
+            Method::POST,
+            &format!("/v1/rewards/{}/deny", held[1]),
+            Some(json!({"reason": "over budget"})),
+        )
+        .await;
+    assert_eq!(
+        (status, denied["status"].as_str()),
+        (StatusCode::OK, Some("reversed"))
+    );
+    assert_eq!(budget_used(&api, &program).await, 6000);
+    let (_, bulk) = api
+        .admin(
+            Method::POST,
+            "/v1/rewards/approve",
+            Some(json!({"ids": [held[2]]})),
+        )
+        .await;
+    assert_eq!(bulk["refused"][0]["reason"], "budget_exhausted", "{bulk}");
+    // Limits are positive amounts, or null for none.
+    for bad in [
+        json!(0),
+        json!(-5),
+        json!("100"),
+        json!(100_000_000_001_i64),
+    ] {
+        assert_error(
+            &api.admin(Method::PATCH, &path, Some(json!({"budget": bad})))
+                .await,
+            400,
+            "invalid_request",
+        );
+    }
+    let (_, cleared) = api
+        .admin(Method::PATCH, &path, Some(json!({"budget": null})))
+        .await;
+    assert_eq!(cleared["budget"], Value::Null);
+    assert_eq!(budget_used(&api, &program).await, Value::Null, "absent");
+}
+
+#[tokio::test]
+async fn a_promoter_cap_and_a_monthly_budget_count_each_referrer_and_refunds_give_back() {
+    let api = Api::new().await;
+    let program = api
+        .program(
+            json!({"name": "Capped", "currency": "USD", "budget": 100000,
+            "budget_period": "month", "max_earnings_per_promoter": 1500,
+            "approval": "manual", "rewards": [
+            {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 500,
+             "delivery": "payout"},
+            {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash",
+             "percent": 10.0, "delivery": "payout"}]}),
+        )
+        .await;
+    let alice = api.code_of("alice").await;
+    let carol = api.code_of("carol").await;
+    let mut holds = Vec::new();
+    for (code, user) in [
+        (&alice, "u1"),
+        (&alice, "u2"),
+        (&alice, "u3"),
+        (&alice, "u4"),
+        (&carol, "u5"),
+    ] {
+        let outcome = api
+            .signed_up(json!({"code": code, "referred_user_id": user}))
+            .await;
+        holds.push(outcome["rewards"][0]["holds"].clone());
+    }
+    // Every reward waits for approval; alice's fourth also for her cap (counted in nothing).
+    assert_eq!(
+        holds,
+        [
+            json!(["awaiting_approval"]),
+            json!(["awaiting_approval"]),
+            json!(["awaiting_approval"]),
+            json!(["awaiting_approval", "earnings_cap_reached"]),
+            json!(["awaiting_approval"]),
+        ]
+    );
+    let month = {
+        let now = referral::clock::now();
+        format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+    };
+    let (_, state) = api
+        .admin(Method::GET, &format!("/v1/programs/{program}"), None)
+        .await;
+    assert_eq!(
+        (&state["budget_used"], &state["budget_bucket"]),
+        (&json!(2000), &json!(month))
+    );
+    // A refund gives back what it takes: u1's invoice earns alice nothing (cap reached), u5's
+    // earns carol 100 and its refund gives the budget back.
+    let invoice = api
+        .invoiced(
+            json!({"event_id": "in-u1", "user_id": "u1", "amount_paid": 1000,
+                         "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(
+        invoice["rewards"][0]["holds"],
+        json!(["awaiting_approval", "earnings_cap_reached"])
+    );
+    api.invoiced(
+        json!({"event_id": "in-u5", "user_id": "u5", "amount_paid": 1000,
+                        "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(budget_used(&api, &program).await, 2100);
+    refunded(
+        &api,
+        json!({"event_id": "re-u5", "user_id": "u5", "invoice_event_id": "in-u5",
+               "amount_refunded": 1000, "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(budget_used(&api, &program).await, 2000);
+    // Denying one of alice's counted rewards gives it back to her cap and the budget: her
+    // fourth, held for the cap, then fits and is approved (counted now).
+    let (_, ledger) = api
+        .admin(Method::GET, "/v1/rewards?status=held&limit=100", None)
+        .await;
+    let alice_held: Vec<&Value> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["user_id"] == "alice" && r["reason"] == "signup")
+        .collect();
+    let counted = alice_held
+        .iter()
+        .find(|r| r["counts_to_cap"] == true)
+        .unwrap();
+    let capped = alice_held
+        .iter()
+        .find(|r| r["holds"].as_array().unwrap().len() == 2)
+        .unwrap();
+    assert_error(
+        &api.admin(
+            Method::POST,
+            &format!("/v1/rewards/{}/approve", capped["id"].as_str().unwrap()),
+            None,
+        )
+        .await,
+        409,
+        "conflict",
+    );
+    let (status, _) = api
+        .admin(
+            Method::POST,
+            &format!("/v1/rewards/{}/deny", counted["id"].as_str().unwrap()),
+            Some(json!({"reason": "duplicate account"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(budget_used(&api, &program).await, 1500);
+    let (status, approved) = api
+        .admin(
+            Method::POST,
+            &format!("/v1/rewards/{}/approve", capped["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(
+        (&approved["status"], &approved["counts_to_cap"]),
+        (&json!("credited"), &json!(true))
+    );
+    assert_eq!(budget_used(&api, &program).await, 2000);
+    assert_balances_match_ledger(&api, "alice").await;
+    assert_balances_match_ledger(&api, "carol").await;
+}

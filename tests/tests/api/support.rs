@@ -460,6 +460,8 @@ pub mod seed {
             taken_back: 0,
             reverses: None,
             refund_reason: None,
+            budget_bucket: None,
+            counts_to_cap: false,
             reason: "each_invoice".into(),
             last_error: None,
             attempts: 0,

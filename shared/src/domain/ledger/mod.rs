@@ -27,6 +27,22 @@ pub enum Hold {
     HoldingPeriod,
     /// The program's `approval` is `manual`: an admin approves or denies it.
     AwaitingApproval,
+    /// The program's `budget` for the period was spent when it was earned: an admin releases
+    /// it (after raising the budget) or denies it.
+    BudgetExhausted,
+    /// The referrer had earned the program's `max_earnings_per_promoter`: an admin releases it
+    /// (after raising the cap) or denies it.
+    EarningsCapReached,
+}
+
+impl Hold {
+    /// Holds only an admin lifts (`POST /v1/rewards/{id}/approve`).
+    pub fn is_for_admin(self) -> bool {
+        matches!(
+            self,
+            Hold::AwaitingApproval | Hold::BudgetExhausted | Hold::EarningsCapReached
+        )
+    }
 }
 
 /// Where a reward is in its life.
@@ -133,6 +149,13 @@ pub struct Reward {
     /// What the last refund that reduced it, took it back or reversed it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_reason: Option<RefundReason>,
+    /// The program budget period it is counted in (`total` or `yyyy-mm`), if the program has a
+    /// budget: a reversal gives its amount back to that period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_bucket: Option<String>,
+    /// It counts towards the referrer's `max_earnings_per_promoter`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counts_to_cap: bool,
     /// Why: the trigger (`signup`, `verified`, `paid_threshold`, `each_invoice`) or
     /// `completed_by_admin`.
     pub reason: String,

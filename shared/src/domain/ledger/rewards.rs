@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::program::{Program, all_programs};
+use crate::domain::referral::booking::{count_release, give_back, spent};
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
-use crate::store::{BillingStore, Committed, Plan, ReferralStore, Release};
+use crate::store::{BillingStore, Committed, Plan, ProgramStore, ReferralStore, Release, Spent};
 
 use super::{Hold, Reward, RewardStatus};
 
@@ -68,19 +70,20 @@ pub struct BulkApproved {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Refused {
     pub id: String,
-    /// `not_found`, `not_awaiting_approval` or `changed` (try again).
+    /// `not_found`, `not_awaiting_approval`, `budget_exhausted` / `earnings_cap_reached` (it
+    /// does not fit the limit it is held for: raise it first) or `changed` (try again).
     pub reason: &'static str,
 }
 
-/// The reward after `decision`, if it is awaiting approval.
+/// The reward after `decision`, if it waits for an admin (approval, budget, earnings cap).
 fn decided(before: &Reward, decision: &Decision, now: time::OffsetDateTime) -> Option<Release> {
-    if before.status != RewardStatus::Held || !before.holds.contains(&Hold::AwaitingApproval) {
+    if before.status != RewardStatus::Held || !before.holds.iter().any(|h| h.is_for_admin()) {
         return None;
     }
     let mut after = before.clone();
     match decision {
         Decision::Approve => {
-            after.holds.retain(|hold| *hold != Hold::AwaitingApproval);
+            after.holds.retain(|hold| !hold.is_for_admin());
             after.status = crate::domain::rules::status_for(&after.holds, after.delivery);
         }
         Decision::Deny(reason) => {
@@ -96,27 +99,79 @@ fn decided(before: &Reward, decision: &Decision, now: time::OffsetDateTime) -> O
     })
 }
 
-/// Writes `releases` (of rewards read as `before`) in one transaction.
-async fn write(
-    store: &impl ReferralStore,
-    releases: &[Release],
-    before: &[Reward],
-) -> Result<bool> {
-    let mut plan = Plan::default();
-    for release in releases {
-        if let Some(was) = before.iter().find(|r| r.id == release.reward.id) {
-            plan.change(was, &release.reward);
+/// Adds a decision to `plan`: the reward's new state and its balance; a denial gives what it
+/// counted back to the program's limits; an approval that lifts a budget or earnings-cap hold
+/// counts the reward now, under the limits as read in `spent` (`Err`: it does not fit, with
+/// the hold that stays).
+fn add_decision(
+    plan: &mut Plan,
+    program: Option<&Program>,
+    spent: Spent,
+    before: &Reward,
+    mut release: Release,
+) -> std::result::Result<Release, Hold> {
+    let after = &mut release.reward;
+    if after.status == RewardStatus::Reversed {
+        give_back(plan, before, before.payable());
+    } else if let Some(program) = program {
+        let lifts = |hold| before.holds.contains(&hold) && !after.holds.contains(&hold);
+        let (budget, cap) = (
+            lifts(Hold::BudgetExhausted),
+            lifts(Hold::EarningsCapReached),
+        );
+        if budget || cap {
+            let counted = count_release(plan, program, spent, after, after.updated)?;
+            after.budget_bucket = counted.0.or(after.budget_bucket.take());
+            after.counts_to_cap |= counted.1;
         }
-        plan.releases.push(release.clone());
     }
-    Ok(store.apply(&plan).await? == Committed::Done)
+    plan.change(before, &release.reward);
+    plan.releases.push(release.clone());
+    Ok(release)
 }
 
-/// An admin approves or denies one reward awaiting approval; 409 if it is not (or changed
-/// meanwhile). Approved, it pays once no other hold remains; denied, it is `reversed` and its
-/// amount leaves `total_earned`.
+/// Writes one plan; `false` when a condition failed (something changed, or a limit was
+/// reached meanwhile).
+async fn write(store: &impl ReferralStore, plan: &Plan) -> Result<bool> {
+    Ok(store.apply(plan).await? == Committed::Done)
+}
+
+/// What a decision about one reward needs read: its program and its counters.
+async fn context_of(
+    store: &(impl ReferralStore + ProgramStore),
+    programs: &[Program],
+    reward: &Reward,
+) -> Result<(Option<Program>, Spent)> {
+    let Some(program) = programs.iter().find(|p| p.id == reward.program_id) else {
+        return Ok((None, Spent::default()));
+    };
+    let lifts_limit = reward.holds.contains(&Hold::BudgetExhausted)
+        || reward.holds.contains(&Hold::EarningsCapReached);
+    let spent = if lifts_limit {
+        spent(store, program, &reward.user_id, crate::clock::now()).await?
+    } else {
+        Spent::default()
+    };
+    Ok((Some(program.clone()), spent))
+}
+
+fn over_limit(id: &str, hold: Hold) -> Error {
+    Error::Conflict(match hold {
+        Hold::EarningsCapReached => format!(
+            "reward {id} is held for the program's max_earnings_per_promoter, which the referrer has reached: raise it first"
+        ),
+        _ => format!(
+            "reward {id} is held for the program's budget, which it does not fit: raise budget first"
+        ),
+    })
+}
+
+/// An admin approves or denies one reward waiting for them (approval, budget, earnings cap);
+/// 409 if it is not (or changed meanwhile, or does not fit the limit it is held for).
+/// Approved, it pays once no other hold remains; denied, it is `reversed` and its amount
+/// leaves `total_earned` and is given back to the program's limits.
 pub async fn decide(
-    store: &impl ReferralStore,
+    store: &(impl ReferralStore + ProgramStore),
     tenant: &str,
     id: &str,
     decision: Decision,
@@ -124,24 +179,30 @@ pub async fn decide(
     let before = reward_by_id(store, tenant, id).await?;
     let release = decided(&before, &decision, crate::clock::now()).ok_or_else(|| {
         Error::Conflict(format!(
-            "reward {id} is {} and not awaiting approval",
+            "reward {id} is {} and not waiting for an admin",
             before.status.as_str()
         ))
     })?;
-    if !write(store, std::slice::from_ref(&release), &[before]).await? {
+    let program = store.get_program(tenant, &before.program_id).await?;
+    let (program, spent) = context_of(store, program.as_slice(), &before).await?;
+    let mut plan = Plan::default();
+    let release = add_decision(&mut plan, program.as_ref(), spent, &before, release)
+        .map_err(|hold| over_limit(id, hold))?;
+    if !write(store, &plan).await? {
         return Err(Error::Conflict(format!(
-            "reward {id} changed meanwhile; retry"
+            "reward {id} changed meanwhile (or its limit was reached); retry"
         )));
     }
     Ok(release.reward)
 }
 
 /// Approves up to [`MAX_BULK`] rewards: their relations read once each (3 `Query`s per
-/// relation), the approvals written [`DECISION_CHUNK`] per transaction, each conditioned on the
-/// rewards being as read (a chunk that fails is written reward by reward). Answers what was
-/// approved and, per id, why not.
+/// relation), the programs once, the counters of those held for a limit; the approvals
+/// written [`DECISION_CHUNK`] per transaction, each conditioned on the rewards being as read
+/// and the limits (a chunk that fails is written reward by reward). Answers what was approved
+/// and, per id, why not.
 pub async fn approve_many(
-    store: &impl ReferralStore,
+    store: &(impl ReferralStore + ProgramStore),
     tenant: &str,
     input: BulkApproval,
 ) -> Result<BulkApproved> {
@@ -181,32 +242,57 @@ pub async fn approve_many(
             }
         }
     }
+    let programs = all_programs(store, tenant).await?;
     let now = crate::clock::now();
-    let mut releases = Vec::new();
+    let mut decisions = Vec::new();
     for reward in &found {
         match decided(reward, &Decision::Approve, now) {
-            Some(release) => releases.push(release),
+            Some(release) => {
+                let (program, spent) = context_of(store, &programs, reward).await?;
+                decisions.push((reward, release, program, spent));
+            }
             None => answer.refused.push(Refused {
                 id: reward.id.clone(),
                 reason: "not_awaiting_approval",
             }),
         }
     }
-    for chunk in releases.chunks(DECISION_CHUNK) {
-        if write(store, chunk, &found).await? {
-            answer
-                .approved
-                .extend(chunk.iter().map(|r| r.reward.clone()));
+    let refusal = |hold| match hold {
+        Hold::EarningsCapReached => "earnings_cap_reached",
+        _ => "budget_exhausted",
+    };
+    for chunk in decisions.chunks(DECISION_CHUNK) {
+        let mut plan = Plan::default();
+        let mut approved = Vec::new();
+        let mut over = Vec::new();
+        for (before, release, program, spent) in chunk {
+            match add_decision(&mut plan, program.as_ref(), *spent, before, release.clone()) {
+                Ok(release) => approved.push(release.reward),
+                Err(hold) => over.push(Refused {
+                    id: before.id.clone(),
+                    reason: refusal(hold),
+                }),
+            }
+        }
+        if write(store, &plan).await? {
+            answer.approved.extend(approved);
+            answer.refused.extend(over);
             continue;
         }
-        for release in chunk {
-            if write(store, std::slice::from_ref(release), &found).await? {
-                answer.approved.push(release.reward.clone());
-            } else {
-                answer.refused.push(Refused {
+        for (before, release, program, spent) in chunk {
+            let mut plan = Plan::default();
+            match add_decision(&mut plan, program.as_ref(), *spent, before, release.clone()) {
+                Ok(release) if write(store, &plan).await? => {
+                    answer.approved.push(release.reward);
+                }
+                Ok(_) => answer.refused.push(Refused {
                     id: release.reward.id.clone(),
                     reason: "changed",
-                });
+                }),
+                Err(hold) => answer.refused.push(Refused {
+                    id: before.id.clone(),
+                    reason: refusal(hold),
+                }),
             }
         }
     }

@@ -30,6 +30,46 @@ pub async fn get_program(store: &impl ProgramStore, tenant: &str, id: &str) -> R
         .ok_or_else(|| not_found(id))
 }
 
+/// A program as an admin reads it: with what it spent of its budget in the current period.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProgramState {
+    #[serde(flatten)]
+    pub program: Program,
+    /// Spent of `budget` in the current period (`budget_bucket`): rewards counted when earned
+    /// (or released by an admin), less what reversals and refunds gave back. Absent without a
+    /// budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_used: Option<i64>,
+    /// The current budget period: `total` or the month (`2026-11`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_bucket: Option<String>,
+}
+
+/// The tenant's program `id` with its budget's state: one `GetItem`, and one more when it has
+/// a budget.
+pub async fn program_state(
+    store: &(impl ProgramStore + crate::store::ReferralStore),
+    tenant: &str,
+    id: &str,
+) -> Result<ProgramState> {
+    use crate::domain::referral::booking::{budget_bucket, budget_counter};
+    let program = get_program(store, tenant, id).await?;
+    let (budget_used, bucket) = if program.budget.is_some() {
+        let bucket = budget_bucket(&program, clock::now());
+        let used = store
+            .counters(&[budget_counter(tenant, &program.id, &bucket)])
+            .await?;
+        (used.first().copied(), Some(bucket))
+    } else {
+        (None, None)
+    };
+    Ok(ProgramState {
+        program,
+        budget_used,
+        budget_bucket: bucket,
+    })
+}
+
 /// A page of the tenant's programs, newest first. One `Query`.
 pub async fn list_programs(
     store: &impl ProgramStore,

@@ -6,10 +6,12 @@ use time::OffsetDateTime;
 
 use crate::backoff::Backoff;
 use crate::domain::ledger::{Hold, Reward, RewardStatus};
-use crate::domain::program::{Program, Recipient};
+use crate::domain::program::{BudgetPeriod, Program, Recipient};
 use crate::domain::rules::{self, Due};
 use crate::error::Result;
-use crate::store::{Committed, MAX_ACTIONS, Plan, ReferralStore, Release, ReleaseJob};
+use crate::store::{
+    Committed, Counter, MAX_ACTIONS, Plan, ReferralStore, Release, ReleaseJob, Spent,
+};
 
 use super::Referral;
 
@@ -21,15 +23,24 @@ pub const RELEASE_CHUNK: usize = 80;
 /// and in their recipients' balances. `seen` is the referrer's qualified count the decision was
 /// made on: a reward held for `min_referrals` is written only if that count still holds, so a
 /// concurrent sign-up that reaches the minimum cannot leave it held for ever.
+///
+/// A reward in the program's currency counts against the program's `budget` and (a referrer's)
+/// their `max_earnings_per_promoter`, as read in `spent` plus what the plan counted before it;
+/// one that would pass either is held (`budget_exhausted`, `earnings_cap_reached`) and counts in
+/// neither. The counters' writes are conditioned on the limits, so concurrent bookings never
+/// pass them. An admin's completion counts without a limit: it pays.
 pub(crate) fn book(
     dues: Vec<Due>,
     program: &Program,
     relation: &mut Referral,
     seen: u64,
+    spent: Spent,
     plan: &mut Plan,
     now: OffsetDateTime,
 ) {
-    for due in dues {
+    for mut due in dues {
+        let (budget_bucket, counts_to_cap) =
+            count_spend(&mut due, program, &relation.tenant, spent, plan, now);
         let reward = Reward {
             id: crate::domain::ledger::reward_id(&relation.id, &due.source),
             tenant: relation.tenant.clone(),
@@ -56,6 +67,8 @@ pub(crate) fn book(
             taken_back: 0,
             reverses: None,
             refund_reason: None,
+            budget_bucket,
+            counts_to_cap,
             reason: due.reason.to_owned(),
             last_error: None,
             attempts: 0,
@@ -96,6 +109,163 @@ pub(crate) fn book(
         }
         plan.earn(&reward);
         plan.rewards.push(reward);
+    }
+}
+
+/// The budget period of a program at `now`: `total`, or the month (`2026-11`, UTC).
+pub(crate) fn budget_bucket(program: &Program, now: OffsetDateTime) -> String {
+    match program.budget_period {
+        BudgetPeriod::Total => "total".to_owned(),
+        BudgetPeriod::Month => format!("{:04}-{:02}", now.year(), u8::from(now.month())),
+    }
+}
+
+pub(crate) fn budget_counter(tenant: &str, program_id: &str, bucket: &str) -> Counter {
+    Counter::Budget {
+        tenant: tenant.to_owned(),
+        program_id: program_id.to_owned(),
+        bucket: bucket.to_owned(),
+    }
+}
+
+pub(crate) fn earnings_counter(tenant: &str, referrer: &str, program_id: &str) -> Counter {
+    Counter::Earnings {
+        tenant: tenant.to_owned(),
+        user: referrer.to_owned(),
+        program_id: program_id.to_owned(),
+    }
+}
+
+/// The counters a booking in `program` for `referrer`'s relation decides on: no read for a
+/// program without limits, else one `GetItem` per limit, in parallel.
+pub(crate) async fn spent(
+    store: &impl ReferralStore,
+    program: &Program,
+    referrer: &str,
+    now: OffsetDateTime,
+) -> Result<Spent> {
+    let mut counters = Vec::new();
+    if program.budget.is_some() {
+        let bucket = budget_bucket(program, now);
+        counters.push(budget_counter(&program.tenant, &program.id, &bucket));
+    }
+    if program.max_earnings_per_promoter.is_some() {
+        counters.push(earnings_counter(&program.tenant, referrer, &program.id));
+    }
+    if counters.is_empty() {
+        return Ok(Spent::default());
+    }
+    let values = store.counters(&counters).await?;
+    let mut values = values.into_iter();
+    Ok(Spent {
+        budget: if program.budget.is_some() {
+            values.next().unwrap_or(0)
+        } else {
+            0
+        },
+        earnings: values.next().unwrap_or(0),
+    })
+}
+
+/// Counts `due` against the program's limits, or holds it for them (see [`book`]). Answers the
+/// budget period it counts in and whether it counts to the referrer's cap.
+fn count_spend(
+    due: &mut Due,
+    program: &Program,
+    tenant: &str,
+    spent: Spent,
+    plan: &mut Plan,
+    now: OffsetDateTime,
+) -> (Option<String>, bool) {
+    if due.currency != program.currency {
+        return (None, false);
+    }
+    let by_admin = due.reason == "completed_by_admin";
+    let bucket = budget_bucket(program, now);
+    let budget = program
+        .budget
+        .map(|limit| (budget_counter(tenant, &program.id, &bucket), limit));
+    let cap = program
+        .max_earnings_per_promoter
+        .filter(|_| due.recipient == Recipient::Referrer)
+        .map(|limit| (earnings_counter(tenant, &due.user_id, &program.id), limit));
+    let over = |limit: &Option<(Counter, i64)>, read: i64| {
+        limit
+            .as_ref()
+            .is_some_and(|(counter, limit)| read + plan.spent_on(counter) + due.amount > *limit)
+    };
+    let (over_budget, over_cap) = (over(&budget, spent.budget), over(&cap, spent.earnings));
+    if !by_admin && (over_budget || over_cap) {
+        if over_budget {
+            due.holds.push(Hold::BudgetExhausted);
+        }
+        if over_cap {
+            due.holds.push(Hold::EarningsCapReached);
+        }
+        return (None, false);
+    }
+    let mut counted = (None, false);
+    if let Some((counter, limit)) = budget {
+        plan.spend(counter, due.amount, (!by_admin).then_some(limit));
+        counted.0 = Some(bucket);
+    }
+    if let Some((counter, limit)) = cap {
+        plan.spend(counter, due.amount, (!by_admin).then_some(limit));
+        counted.1 = true;
+    }
+    counted
+}
+
+/// Counts a reward an admin releases from a budget or earnings-cap hold, under the program's
+/// limits as read in `spent` (plus what the plan counted before it). Answers the budget period
+/// and cap it counts in, or the hold it does not fit.
+pub(crate) fn count_release(
+    plan: &mut Plan,
+    program: &Program,
+    spent: Spent,
+    reward: &Reward,
+    now: OffsetDateTime,
+) -> std::result::Result<(Option<String>, bool), Hold> {
+    let mut due = Due {
+        source: String::new(),
+        rule_key: String::new(),
+        once: true,
+        recipient: reward.recipient,
+        user_id: reward.user_id.clone(),
+        kind: reward.kind,
+        amount: reward.payable(),
+        currency: reward.currency.clone(),
+        delivery: reward.delivery,
+        holds: Vec::new(),
+        reason: "released_by_admin",
+        invoice: None,
+    };
+    let counted = count_spend(&mut due, program, &reward.tenant, spent, plan, now);
+    match due.holds.first() {
+        Some(hold) => Err(*hold),
+        None => Ok(counted),
+    }
+}
+
+/// Gives `amount` of `reward` back to the program limits it was counted in (a reversal, a
+/// refund).
+pub(crate) fn give_back(plan: &mut Plan, reward: &Reward, amount: i64) {
+    if amount == 0 {
+        return;
+    }
+    if let Some(bucket) = &reward.budget_bucket {
+        plan.spend(
+            budget_counter(&reward.tenant, &reward.program_id, bucket),
+            -amount,
+            None,
+        );
+    }
+    if reward.counts_to_cap {
+        plan.spend(
+            earnings_counter(&reward.tenant, &reward.user_id, &reward.program_id),
+            -amount,
+            None,
+        );
     }
 }
 

@@ -79,7 +79,16 @@ pub async fn complete_referral(
         next.version += 1;
         next.updated = now;
         let mut plan = Plan::default();
-        book(dues, &program, &mut next, 0, &mut plan, now);
+        // An admin's completion pays past the limits (it is counted): nothing to read.
+        book(
+            dues,
+            &program,
+            &mut next,
+            0,
+            crate::store::Spent::default(),
+            &mut plan,
+            now,
+        );
         plan.relations.push(RelationWrite::Replace(next.clone()));
         match store.apply(&plan).await? {
             Committed::Done => {

@@ -117,6 +117,7 @@ pub(super) fn with_programs(
 struct ReferrerFacts {
     seen: u64,
     rate: Option<f64>,
+    spent: crate::store::Spent,
 }
 
 async fn referrer_facts(
@@ -125,7 +126,7 @@ async fn referrer_facts(
     program: &Program,
     rate_matters: bool,
 ) -> Result<ReferrerFacts> {
-    let (seen, promoter) = tokio::join!(
+    let (seen, promoter, spent) = tokio::join!(
         async {
             if program.min_referrals > 0 {
                 store
@@ -142,6 +143,12 @@ async fn referrer_facts(
                 Ok(None)
             }
         },
+        super::booking::spent(
+            store,
+            program,
+            &relation.referrer_user_id,
+            crate::clock::now()
+        ),
     );
     let rate = match promoter? {
         Some(crate::domain::promoter::CodeItem::Promoter(p)) if p.tenant == relation.tenant => {
@@ -149,7 +156,11 @@ async fn referrer_facts(
         }
         _ => None,
     };
-    Ok(ReferrerFacts { seen: seen?, rate })
+    Ok(ReferrerFacts {
+        seen: seen?,
+        rate,
+        spent: spent?,
+    })
 }
 
 /// Adds an invoice to the referred user's paid total in each of their relations in the
@@ -274,7 +285,15 @@ pub async fn record_invoice(
             ) {
                 next.status = ReferralStatus::Converted;
             }
-            book(dues, program, &mut next, facts.seen, &mut plan, now);
+            book(
+                dues,
+                program,
+                &mut next,
+                facts.seen,
+                facts.spent,
+                &mut plan,
+                now,
+            );
             plan.relations.push(RelationWrite::Replace(next));
         }
         let outcome = InvoiceOutcome {
@@ -428,14 +447,17 @@ pub async fn record_verification(
                 };
                 let reaches_min =
                     program.requires_verification && min > 0 && seen < min && seen + 1 >= min;
-                let candidates = store.relation_rewards(relation).await?;
-                Ok::<_, Error>((seen, reaches_min, candidates))
+                let (candidates, spent) = tokio::join!(
+                    store.relation_rewards(relation),
+                    super::booking::spent(store, program, &relation.referrer_user_id, now),
+                );
+                Ok::<_, Error>((seen, reaches_min, candidates?, spent?))
             },
         ))
         .await;
         let mut jobs = Vec::new();
         for ((relation, program), read) in first_successes.into_iter().zip(reads) {
-            let (seen, reaches_min, candidates) = read?;
+            let (seen, reaches_min, candidates, spent) = read?;
             let min = u64::from(program.min_referrals);
             let newly_qualifies = program.requires_verification && min > 0;
             let mut next = relation.clone();
@@ -454,7 +476,7 @@ pub async fn record_verification(
                 now,
             };
             let dues = rules::due_rewards(&context, &Event::Verified);
-            book(dues, program, &mut next, seen, &mut plan, now);
+            book(dues, program, &mut next, seen, spent, &mut plan, now);
             if newly_qualifies {
                 plan.stats(tenant, &relation.referrer_user_id, &program.id, seen, true);
             }

@@ -188,6 +188,8 @@ pub fn claw(
                 taken_back: 0,
                 reverses: Some(before.id.clone()),
                 refund_reason: Some(reason),
+                budget_bucket: None,
+                counts_to_cap: false,
                 reason: reason.as_str().to_owned(),
                 last_error: None,
                 attempts: 0,
@@ -346,6 +348,7 @@ fn take_back_counts(plan: &mut Plan, relation: &mut Referral, clawback: &Clawbac
     if reward.recipient == Recipient::Referrer && reward.kind == RewardKind::Cash {
         relation.referrer_earned -= clawback.amount;
     }
+    super::booking::give_back(plan, reward, clawback.amount);
 }
 
 #[cfg(test)]

@@ -233,13 +233,19 @@ pub async fn register_referral(
             )));
         }
         let min = u64::from(program.min_referrals);
-        let seen = if min > 0 {
-            store
-                .qualified_referrals(tenant, &referrer.user_id, &program.id)
-                .await?
-        } else {
-            0
-        };
+        let (seen, spent) = tokio::join!(
+            async {
+                if min > 0 {
+                    store
+                        .qualified_referrals(tenant, &referrer.user_id, &program.id)
+                        .await
+                } else {
+                    Ok(0)
+                }
+            },
+            super::booking::spent(store, &program, &referrer.user_id, now),
+        );
+        let (seen, spent) = (seen?, spent?);
         let qualifies_now = rules::qualifies(&program, false);
         let referrer_qualified = min == 0 || seen + u64::from(qualifies_now) >= min;
 
@@ -304,7 +310,7 @@ pub async fn register_referral(
             now,
         };
         let dues = rules::due_rewards(&context, &Event::Signup);
-        book(dues, &program, &mut relation, seen, &mut plan, now);
+        book(dues, &program, &mut relation, seen, spent, &mut plan, now);
         if min > 0 && qualifies_now {
             plan.stats(tenant, &referrer.user_id, &program.id, seen, true);
         }

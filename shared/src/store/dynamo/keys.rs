@@ -12,6 +12,8 @@
 //! | reward (ledger)    | `TENANT#{t}#USER#{recipient}`         | `REWARD#{id}`  | `TENANT#{t}#USER#{u}#LEDGER`    | `{created}#{id}`   |
 //! | event record       | `TENANT#{t}#EVENT#{kind}#{event id}`  | `EVENT`        |                                 |                    |
 //! | referrer stats     | `TENANT#{t}#USER#{u}`                 | `STATS#PROGRAM#{p}` |                            |                    |
+//! | referrer earnings  | `TENANT#{t}#USER#{u}`                 | `EARNINGS#PROGRAM#{p}` |                         |                    |
+//! | program budget use | `TENANT#{t}#BUDGET#{p}`               | `total` or `{yyyy-mm}` |                         |                    |
 //! | balance            | `TENANT#{t}#USER#{u}`                 | `BALANCE#{currency}` | `TENANT#{t}#USER#{u}`     | `PROMOTER#BALANCE#{currency}` |
 //! | code in a program  | `CODE#{code}`                         | `PROGRAM#{p}`  |                                 |                    |
 //! | release job        | `TENANT#{t}#USER#{u}`                 | `RELEASE#{p}#{relation or *}` |                  |                    |
@@ -298,6 +300,22 @@ pub fn referrer_stats(tenant_id: &str, referrer: &str, program_id: &str) -> Key 
     Key {
         pk: user(tenant_id, referrer),
         sk: format!("STATS#PROGRAM#{program_id}"),
+    }
+}
+
+/// What a referrer earned in a program, counted against its `max_earnings_per_promoter`.
+pub fn referrer_earnings(tenant_id: &str, referrer: &str, program_id: &str) -> Key {
+    Key {
+        pk: user(tenant_id, referrer),
+        sk: format!("EARNINGS#PROGRAM#{program_id}"),
+    }
+}
+
+/// What a program spent of its budget in one period (`total`, or a month `2026-11`).
+pub fn program_budget(tenant_id: &str, program_id: &str, bucket: &str) -> Key {
+    Key {
+        pk: format!("{}#BUDGET#{program_id}", tenant(tenant_id)),
+        sk: bucket.to_owned(),
     }
 }
 

@@ -18,8 +18,8 @@ use crate::domain::ledger::{Reward, RewardStatus};
 use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
 use crate::store::{
-    Adjustment, BalanceChange, BalanceKey, CodeCounts, Committed, MAX_ACTIONS, Plan, RecordedEvent,
-    ReferralStore, RelationWrite, ReleaseJob,
+    Adjustment, BalanceChange, BalanceKey, CodeCounts, Committed, Counter, MAX_ACTIONS, Plan,
+    RecordedEvent, ReferralStore, RelationWrite, ReleaseJob,
 };
 use keys::Key;
 
@@ -46,6 +46,8 @@ enum Action {
     Reward,
     Release,
     Adjustment,
+    /// A counter under a limit (a program's budget, a referrer's earnings cap).
+    Spend,
     Stats,
     EmailOwner,
     ReleaseJob,
@@ -140,6 +142,23 @@ impl Expression {
         Ok(TransactWriteItem::builder()
             .update(update.build().map_err(Error::internal)?)
             .build())
+    }
+}
+
+const COUNTER_ENTITY: &str = "spend_counter";
+
+fn counter_key(counter: &Counter) -> Key {
+    match counter {
+        Counter::Budget {
+            tenant,
+            program_id,
+            bucket,
+        } => keys::program_budget(tenant, program_id, bucket),
+        Counter::Earnings {
+            tenant,
+            user,
+            program_id,
+        } => keys::referrer_earnings(tenant, user, program_id),
     }
 }
 
@@ -340,6 +359,22 @@ impl DynamoStore {
         }
         for adjustment in &plan.adjustments {
             actions.push((Action::Adjustment, self.adjustment_action(adjustment)?));
+        }
+        for spend in plan.spend.iter().filter(|s| s.add != 0) {
+            let mut expression = Expression::default();
+            expression.set(keys::ENTITY_TYPE, string(COUNTER_ENTITY));
+            expression.set("updated", string(&now_text));
+            expression.add("used", spend.add);
+            let room = spend.limit.filter(|_| spend.add > 0).map(|limit| {
+                (
+                    "attribute_not_exists(used) OR used <= :room",
+                    vec![(":room", number(limit - spend.add))],
+                )
+            });
+            actions.push((
+                Action::Spend,
+                expression.update(self.table(), &counter_key(&spend.counter), room)?,
+            ));
         }
         for stats in &plan.stats {
             let key = keys::referrer_stats(&stats.tenant, &stats.referrer, &stats.program_id);
@@ -715,6 +750,24 @@ impl ReferralStore for DynamoStore {
             .await?
             .into_iter()
             .map(from_item)
+            .collect()
+    }
+
+    async fn counters(&self, counters: &[Counter]) -> Result<Vec<i64>> {
+        let reads = futures::future::join_all(
+            counters
+                .iter()
+                .map(|counter| async move { self.get(&counter_key(counter)).await }),
+        )
+        .await;
+        reads
+            .into_iter()
+            .map(|item| {
+                Ok(item?
+                    .and_then(|item| item.get("used").cloned())
+                    .and_then(|used| used.as_n().ok().and_then(|n| n.parse::<i64>().ok()))
+                    .unwrap_or(0))
+            })
             .collect()
     }
 
