@@ -69,6 +69,9 @@ pub enum Error {
     BelowMinWithdrawalBalance(String),
     #[error("{0}")]
     PayoutMethodMissing(String),
+    /// The promoter is suspended: no withdrawals.
+    #[error("{0}")]
+    PromoterSuspended(String),
     /// 503: a transient failure (DynamoDB throttling or an outage, the engine's own contention
     /// past its retry deadline): nothing was changed that a retry would repeat; answered with
     /// `Retry-After`.
@@ -120,6 +123,7 @@ impl Error {
         "self_referral",
         "below_min_withdrawal_balance",
         "payout_method_missing",
+        "promoter_suspended",
         "unavailable",
         "internal_error",
     ];
@@ -169,6 +173,7 @@ impl Error {
             Error::SelfReferral(_) => "self_referral",
             Error::BelowMinWithdrawalBalance(_) => "below_min_withdrawal_balance",
             Error::PayoutMethodMissing(_) => "payout_method_missing",
+            Error::PromoterSuspended(_) => "promoter_suspended",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal_error",
         }
@@ -196,7 +201,8 @@ impl Error {
             | Error::CodeInactive(_)
             | Error::SelfReferral(_)
             | Error::BelowMinWithdrawalBalance(_)
-            | Error::PayoutMethodMissing(_) => 422,
+            | Error::PayoutMethodMissing(_)
+            | Error::PromoterSuspended(_) => 422,
             Error::Unavailable(_) => 503,
             Error::Internal(_) => 500,
         }
@@ -292,6 +298,11 @@ mod tests {
             (
                 Error::PayoutMethodMissing("x".into()),
                 "payout_method_missing",
+                422,
+            ),
+            (
+                Error::PromoterSuspended("x".into()),
+                "promoter_suspended",
                 422,
             ),
             (Error::unavailable("x"), "unavailable", 503),

@@ -55,6 +55,8 @@ pub struct Context<'a> {
     /// The referrer's own commission rate (percent), replacing the percent of the program's
     /// referrer invoice rules (seed 001's `commission_rate`, set by an admin).
     pub referrer_rate: Option<f64>,
+    /// The referrer is suspended: their rewards are held.
+    pub referrer_suspended: bool,
     pub now: OffsetDateTime,
 }
 
@@ -222,6 +224,12 @@ fn due(rule: &RewardRule, context: &Context, event: &Event) -> Option<Due> {
     if program.approval == crate::domain::program::Approval::Manual && *event != Event::Completion {
         holds.push(Hold::AwaitingApproval);
     }
+    if context.referrer_suspended
+        && rule.recipient == Recipient::Referrer
+        && *event != Event::Completion
+    {
+        holds.push(Hold::PromoterSuspended);
+    }
     Some(Due {
         source,
         rule_key: key,
@@ -325,6 +333,7 @@ mod tests {
             verified: false,
             referrer_qualified: true,
             referrer_rate: None,
+            referrer_suspended: false,
             now: NOW,
         }
     }
@@ -413,6 +422,7 @@ mod tests {
 
         let ctx = Context {
             referrer_rate: Some(20.0),
+            referrer_suspended: false,
             ..context(&program, &relation)
         };
         assert_eq!(due_rewards(&ctx, &invoice(10_000, 0))[0].amount, 2000);

@@ -85,6 +85,8 @@ pub enum PromoterChange {
     MinWithdrawalBalance(i64),
     /// A per-promoter commission rate (percent), or `None` for the program's.
     CommissionRate(Option<f64>),
+    /// Active or suspended (an admin).
+    Status(crate::domain::promoter::PromoterStatus),
 }
 
 pub trait PromoterStore: Send + Sync {

@@ -7,6 +7,7 @@ mod codes;
 mod emulator;
 mod events;
 mod faults;
+mod fraud;
 mod inputs;
 mod invitations;
 mod lifecycle;

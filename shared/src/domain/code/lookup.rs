@@ -147,7 +147,7 @@ pub async fn set_code_active(
 
 /// The public look-up of a code: valid or not, and what a referred user receives in each
 /// program it can be used in, for `country`. One `GetItem` plus one `Query` (primary code) or
-/// `GetItem` (extra code).
+/// two `GetItem`s in parallel (extra code: its program, its owner).
 pub async fn public_code(
     store: &(impl CodeStore + ProgramStore),
     code: &str,
@@ -174,6 +174,7 @@ pub async fn public_code(
         .await?
         .ok_or_else(not_found)?;
     let now = clock::now();
+    let mut active = item.is_active();
     let (terms, limit, programs) = match &item {
         CodeItem::Promoter(promoter) => {
             let programs = program::all_programs(store, &promoter.tenant).await?;
@@ -184,7 +185,16 @@ pub async fn public_code(
             (CodeTerms::default(), None, open)
         }
         CodeItem::Extra(extra) => {
-            let program = store.get_program(&extra.tenant, &extra.program_id).await?;
+            // The owner's item tells whether they are suspended (their codes answer inactive).
+            let (program, owner) = tokio::join!(
+                store.get_program(&extra.tenant, &extra.program_id),
+                store.get_code(&extra.promoter_code),
+            );
+            if let Some(CodeItem::Promoter(owner)) = owner?
+                && owner.is_suspended()
+            {
+                active = false;
+            }
             let terms = CodeTerms {
                 referrer_amount: extra.referrer_amount,
                 referee_amount: extra.referee_amount,
@@ -192,7 +202,7 @@ pub async fn public_code(
             (
                 terms,
                 extra.max_referrals,
-                program.into_iter().collect::<Vec<_>>(),
+                program?.into_iter().collect::<Vec<_>>(),
             )
         }
     };
@@ -212,8 +222,8 @@ pub async fn public_code(
         .collect();
     Ok(PublicCode {
         code: canonical,
-        is_active: item.is_active(),
-        is_valid: item.is_active() && offers.iter().any(|offer| offer.is_open),
+        is_active: active,
+        is_valid: active && offers.iter().any(|offer| offer.is_open),
         country,
         programs: offers,
     })

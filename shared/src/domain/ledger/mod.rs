@@ -33,6 +33,8 @@ pub enum Hold {
     /// The referrer had earned the program's `max_earnings_per_promoter`: an admin releases it
     /// (after raising the cap) or denies it.
     EarningsCapReached,
+    /// The referrer is suspended: released when an admin reactivates them (or one by one).
+    PromoterSuspended,
 }
 
 impl Hold {
@@ -40,7 +42,10 @@ impl Hold {
     pub fn is_for_admin(self) -> bool {
         matches!(
             self,
-            Hold::AwaitingApproval | Hold::BudgetExhausted | Hold::EarningsCapReached
+            Hold::AwaitingApproval
+                | Hold::BudgetExhausted
+                | Hold::EarningsCapReached
+                | Hold::PromoterSuspended
         )
     }
 }

@@ -71,15 +71,19 @@ pub async fn change(
         .await
 }
 
-/// Body of `PATCH /v1/promoters/{user_id}` (admin).
+/// Body of `PATCH /v1/promoters/{user_id}` (admin): at least one of the fields.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminChange {
     /// The promoter's own commission rate on invoices (percent, 0 < rate <= 100), replacing
-    /// the program's percent for their future invoices; `null` returns to the program's.
-    /// Required (absent and `null` differ).
+    /// the program's percent for their future invoices; `null` returns to the program's
+    /// (absent and `null` differ).
     #[serde(default, deserialize_with = "present_or_null")]
     pub commission_rate: Option<Option<f64>>,
+    /// `suspended`: their codes answer as inactive, their rewards are held
+    /// (`promoter_suspended`), they cannot withdraw; `active` again releases those holds.
+    #[serde(default)]
+    pub status: Option<super::PromoterStatus>,
 }
 
 /// A field that may be a value or `null`, told apart from an absent one (`None`).
@@ -89,20 +93,21 @@ fn present_or_null<'de, D: serde::Deserializer<'de>>(
     Option::<f64>::deserialize(deserializer).map(Some)
 }
 
-/// An admin sets a promoter's own commission rate (seed 001's `commission_rate`).
+/// An admin sets a promoter's own commission rate (seed 001's `commission_rate`), or suspends or
+/// reactivates them (see [`suspension`]).
 pub async fn admin_change(
-    store: &impl PromoterStore,
+    store: &(impl PromoterStore + ReferralStore),
     tenant: &str,
     user: &str,
     input: &AdminChange,
 ) -> Result<Promoter> {
-    let Some(rate) = input.commission_rate else {
+    if input.commission_rate.is_none() && input.status.is_none() {
         return Err(Error::invalid(
             "commission_rate",
-            "is required: a percent, or null for the program's",
+            "give commission_rate (a percent, or null for the program's) and/or status (active or suspended)",
         ));
-    };
-    if let Some(rate) = rate
+    }
+    if let Some(Some(rate)) = input.commission_rate
         && !(rate.is_finite() && rate > 0.0 && rate <= 100.0)
     {
         return Err(Error::invalid(
@@ -110,14 +115,106 @@ pub async fn admin_change(
             "must be greater than 0 and at most 100, or null for the program's",
         ));
     }
-    let promoter = get(store, tenant, user).await?;
-    store
-        .update_promoter(
-            &promoter,
-            &PromoterChange::CommissionRate(rate),
-            clock::now(),
-        )
-        .await
+    let mut promoter = get(store, tenant, user).await?;
+    if let Some(rate) = input.commission_rate {
+        promoter = store
+            .update_promoter(
+                &promoter,
+                &PromoterChange::CommissionRate(rate),
+                clock::now(),
+            )
+            .await?;
+    }
+    if let Some(status) = input.status {
+        promoter = store
+            .update_promoter(&promoter, &PromoterChange::Status(status), clock::now())
+            .await?;
+        suspension(store, tenant, &promoter.user_id, status).await?;
+    }
+    Ok(promoter)
+}
+
+/// Rewards held or released per transaction by a suspension or a reactivation.
+const SUSPENSION_CHUNK: usize = 40;
+
+/// Brings the promoter's rewards (as referrer) in line with their status: suspended, each one
+/// held or pending gets the hold `promoter_suspended` (a pending billing credit only while no
+/// delivery has claimed it: one on its way is delivered); active, those holds are lifted (the
+/// reward pays once no other hold remains). Idempotent, run after the status is written (a
+/// reward booked meanwhile reads the new status); each write conditioned on the reward as read,
+/// in chunks (a failed chunk is retried reward by reward).
+pub async fn suspension(
+    store: &(impl PromoterStore + ReferralStore),
+    tenant: &str,
+    user: &str,
+    status: super::PromoterStatus,
+) -> Result<usize> {
+    use crate::domain::ledger::{Hold, RewardStatus};
+    use crate::store::{Adjustment, Plan};
+    let suspend = status == super::PromoterStatus::Suspended;
+    let wanted = if suspend {
+        vec![RewardStatus::Pending, RewardStatus::Held]
+    } else {
+        vec![RewardStatus::Held]
+    };
+    let now = clock::now();
+    let mut changes = Vec::new();
+    for reward_status in wanted {
+        let mut page = PageRequest {
+            limit: crate::page::MAX_LIMIT,
+            cursor: None,
+        };
+        loop {
+            let batch = store
+                .rewards_of(tenant, user, Some(reward_status), &page)
+                .await?;
+            for before in batch.items {
+                let holds = before.holds.contains(&Hold::PromoterSuspended);
+                if before.recipient != crate::domain::program::Recipient::Referrer
+                    || before.reverses.is_some()
+                    || holds == suspend
+                {
+                    continue;
+                }
+                let mut after = before.clone();
+                if suspend {
+                    after.holds.push(Hold::PromoterSuspended);
+                } else {
+                    after.holds.retain(|hold| *hold != Hold::PromoterSuspended);
+                }
+                after.status = crate::domain::rules::status_for(&after.holds, after.delivery);
+                after.updated = now;
+                changes.push(Adjustment { before, after });
+            }
+            match batch.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => break,
+            }
+        }
+    }
+    let plan_of = |chunk: &[Adjustment]| {
+        let mut plan = Plan::default();
+        for change in chunk {
+            plan.change(&change.before, &change.after);
+            plan.adjustments.push(change.clone());
+        }
+        plan
+    };
+    let mut done = 0;
+    for chunk in changes.chunks(SUSPENSION_CHUNK) {
+        if store.apply(&plan_of(chunk)).await? == crate::store::Committed::Done {
+            done += chunk.len();
+            continue;
+        }
+        for change in chunk {
+            if store.apply(&plan_of(std::slice::from_ref(change))).await?
+                == crate::store::Committed::Done
+            {
+                done += 1;
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// The last seven UTC days of cash earnings, per currency. One `Query` on the ledger and one
@@ -286,6 +383,11 @@ pub async fn request_payout(
     input: &Withdrawal,
 ) -> Result<Payout> {
     let promoter = get_or_create(store, tenant, user).await?;
+    if promoter.is_suspended() {
+        return Err(Error::PromoterSuspended(
+            "the promoter is suspended: withdrawals wait until an admin reactivates them".into(),
+        ));
+    }
     let currency = match input.currency.as_deref() {
         Some(currency) => crate::domain::money::money_currency("currency", currency)?,
         None => match promoter.balances.main_currency() {

@@ -25,6 +25,26 @@ pub(crate) const CODE_ATTEMPTS: usize = 5;
 /// Page size of the seed-shaped referral list.
 pub const REFERRALS_PAGE_SIZE: usize = 50;
 
+/// Whether a promoter may refer and be paid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromoterStatus {
+    #[default]
+    Active,
+    /// An admin suspended them: their codes answer as inactive, their rewards are held
+    /// (`promoter_suspended`) and they cannot withdraw, until an admin reactivates them.
+    Suspended,
+}
+
+impl PromoterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromoterStatus::Active => "active",
+            PromoterStatus::Suspended => "suspended",
+        }
+    }
+}
+
 /// A promoter, stored in the item of its primary code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Promoter {
@@ -49,6 +69,8 @@ pub struct Promoter {
     /// when the program's applies.
     pub commission_rate: Option<f64>,
     pub payout_method: Option<PayoutMethod>,
+    #[serde(default)]
+    pub status: PromoterStatus,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
     #[serde(with = "rfc3339")]
@@ -56,6 +78,10 @@ pub struct Promoter {
 }
 
 impl Promoter {
+    pub fn is_suspended(&self) -> bool {
+        self.status == PromoterStatus::Suspended
+    }
+
     pub fn new(tenant: &str, user_id: &str, referral_code: String, now: OffsetDateTime) -> Self {
         Promoter {
             user_id: user_id.to_owned(),
@@ -68,6 +94,7 @@ impl Promoter {
             min_withdrawal_balance: DEFAULT_MIN_WITHDRAWAL,
             commission_rate: None,
             payout_method: None,
+            status: PromoterStatus::Active,
             created: now,
             updated: now,
         }
@@ -99,6 +126,7 @@ impl Promoter {
             min_withdrawal_balance: self.min_withdrawal_balance,
             commission_rate: self.commission_rate,
             payout_method: self.payout_method.clone(),
+            status: self.status,
             created: self.created,
             updated: self.updated,
         }
@@ -155,7 +183,7 @@ impl CodeItem {
 
     pub fn is_active(&self) -> bool {
         match self {
-            CodeItem::Promoter(promoter) => promoter.is_active,
+            CodeItem::Promoter(promoter) => promoter.is_active && !promoter.is_suspended(),
             CodeItem::Extra(code) => code.is_active,
         }
     }
@@ -182,6 +210,7 @@ pub struct PromoterView {
     pub min_withdrawal_balance: i64,
     pub commission_rate: Option<f64>,
     pub payout_method: Option<PayoutMethod>,
+    pub status: PromoterStatus,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
     #[serde(with = "rfc3339")]

@@ -70,6 +70,7 @@ pub async fn complete_referral(
             verified: relation.verified,
             referrer_qualified: true,
             referrer_rate: None,
+            referrer_suspended: false,
             now,
         };
         let dues = rules::due_rewards(&context, &Event::Completion);

@@ -118,6 +118,7 @@ struct ReferrerFacts {
     seen: u64,
     rate: Option<f64>,
     spent: crate::store::Spent,
+    suspended: bool,
 }
 
 async fn referrer_facts(
@@ -136,13 +137,8 @@ async fn referrer_facts(
                 Ok(0)
             }
         },
-        async {
-            if rate_matters {
-                store.get_code(&relation.referrer_promoter_code).await
-            } else {
-                Ok(None)
-            }
-        },
+        // The referrer's item: their own commission rate, and whether they are suspended.
+        store.get_code(&relation.referrer_promoter_code),
         super::booking::spent(
             store,
             program,
@@ -150,16 +146,17 @@ async fn referrer_facts(
             crate::clock::now()
         ),
     );
-    let rate = match promoter? {
+    let (rate, suspended) = match promoter? {
         Some(crate::domain::promoter::CodeItem::Promoter(p)) if p.tenant == relation.tenant => {
-            p.commission_rate
+            (p.commission_rate.filter(|_| rate_matters), p.is_suspended())
         }
-        _ => None,
+        _ => (None, false),
     };
     Ok(ReferrerFacts {
         seen: seen?,
         rate,
         spent: spent?,
+        suspended,
     })
 }
 
@@ -259,6 +256,7 @@ pub async fn record_invoice(
                 verified: relation.verified,
                 referrer_qualified: min == 0 || facts.seen >= min,
                 referrer_rate: facts.rate,
+                referrer_suspended: facts.suspended,
                 now,
             };
             let dues = rules::due_rewards(
@@ -399,7 +397,7 @@ pub struct VerificationResult {
 /// check and, when it brings a referrer to `min_referrals`, their rewards held for it.
 /// Idempotent on `event_id`.
 pub async fn record_verification(
-    store: &(impl ReferralStore + ProgramStore),
+    store: &(impl ReferralStore + ProgramStore + CodeStore),
     tenant: &str,
     check: &Verification,
 ) -> Result<VerificationResult> {
@@ -447,17 +445,22 @@ pub async fn record_verification(
                 };
                 let reaches_min =
                     program.requires_verification && min > 0 && seen < min && seen + 1 >= min;
-                let (candidates, spent) = tokio::join!(
+                let (candidates, spent, referrer) = tokio::join!(
                     store.relation_rewards(relation),
                     super::booking::spent(store, program, &relation.referrer_user_id, now),
+                    store.get_code(&relation.referrer_promoter_code),
                 );
-                Ok::<_, Error>((seen, reaches_min, candidates?, spent?))
+                let suspended = matches!(
+                    referrer?,
+                    Some(crate::domain::promoter::CodeItem::Promoter(p)) if p.is_suspended()
+                );
+                Ok::<_, Error>((seen, reaches_min, candidates?, spent?, suspended))
             },
         ))
         .await;
         let mut jobs = Vec::new();
         for ((relation, program), read) in first_successes.into_iter().zip(reads) {
-            let (seen, reaches_min, candidates, spent) = read?;
+            let (seen, reaches_min, candidates, spent, suspended) = read?;
             let min = u64::from(program.min_referrals);
             let newly_qualifies = program.requires_verification && min > 0;
             let mut next = relation.clone();
@@ -473,6 +476,7 @@ pub async fn record_verification(
                 verified: true,
                 referrer_qualified: min == 0 || seen + u64::from(newly_qualifies) >= min,
                 referrer_rate: None,
+                referrer_suspended: suspended,
                 now,
             };
             let dues = rules::due_rewards(&context, &Event::Verified);

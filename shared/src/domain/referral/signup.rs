@@ -71,7 +71,8 @@ impl Referrer {
             terms: CodeTerms::default(),
             limit: None,
             program_id: None,
-            is_active: p.is_active,
+            is_active: p.is_active
+                && p.status != crate::domain::promoter::PromoterStatus::Suspended,
             commission_rate: p.commission_rate,
         }
     }
@@ -307,6 +308,8 @@ pub async fn register_referral(
             verified: false,
             referrer_qualified,
             referrer_rate: referrer.commission_rate,
+            // A suspended promoter's codes refuse sign-ups (checked on the owner's item).
+            referrer_suspended: false,
             now,
         };
         let dues = rules::due_rewards(&context, &Event::Signup);

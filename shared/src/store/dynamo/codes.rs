@@ -13,6 +13,7 @@ use super::{
 };
 use crate::clock;
 use crate::domain::code::ReferralCode;
+use crate::domain::promoter::PromoterStatus;
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
 use crate::store::dynamo::keys;
@@ -97,9 +98,13 @@ impl CodeStore for DynamoStore {
             .table_name(self.table())
             .set_key(Some(key_item(&keys::code(code))))
             .update_expression("ADD link_clicks :one")
-            .condition_expression("attribute_exists(PK) AND is_active = :true")
+            .condition_expression(
+                "attribute_exists(PK) AND is_active = :true AND (attribute_not_exists(#status) OR #status <> :suspended)",
+            )
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":one", number(1))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":suspended", string(PromoterStatus::Suspended.as_str()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;

@@ -235,6 +235,7 @@ impl PromoterStore for DynamoStore {
             }
             PromoterChange::CommissionRate(Some(rate)) => ("commission_rate", number(rate)),
             PromoterChange::CommissionRate(None) => ("commission_rate", AttributeValue::Null(true)),
+            PromoterChange::Status(status) => ("status", string(status.as_str())),
         };
         let output = self
             .client()

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::clock;
 use crate::domain::ledger::{Reward, RewardStatus};
+use crate::domain::promoter::PromoterStatus;
 use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
 use crate::store::{
@@ -218,18 +219,43 @@ impl DynamoStore {
             expression.set_if_absent("earnings_currency", string(currency));
         }
         let mut values = vec![(":tenant", string(&code.tenant))];
+        // A sign-up needs the code active and its owner not suspended (the owner's item is
+        // the one counting `all_referrals`: the primary code's).
+        let mut not_suspended = || {
+            let status = expression.name("status");
+            format!("(attribute_not_exists({status}) OR {status} <> :suspended)")
+        };
         let (kind, condition) = if code.referrals > 0 {
             values.push((":true", AttributeValue::Bool(true)));
-            (Action::SignupCode, "is_active = :true AND tenant = :tenant")
+            values.push((":suspended", string(PromoterStatus::Suspended.as_str())));
+            (
+                Action::SignupCode,
+                format!(
+                    "is_active = :true AND tenant = :tenant AND {}",
+                    not_suspended()
+                ),
+            )
+        } else if code.all_referrals > 0 {
+            values.push((":suspended", string(PromoterStatus::Suspended.as_str())));
+            (
+                Action::SignupCode,
+                format!(
+                    "attribute_exists(PK) AND tenant = :tenant AND {}",
+                    not_suspended()
+                ),
+            )
         } else {
-            (Action::Code, "attribute_exists(PK) AND tenant = :tenant")
+            (
+                Action::Code,
+                "attribute_exists(PK) AND tenant = :tenant".to_owned(),
+            )
         };
         Ok((
             kind,
             expression.update(
                 self.table(),
                 &keys::code(&code.code),
-                Some((condition, values)),
+                Some((&condition, values)),
             )?,
         ))
     }
@@ -493,10 +519,18 @@ impl DynamoStore {
                 Some((&condition, values)),
             );
         }
+        // A pending reward leaves `pending` only while no delivery has claimed it.
+        let mut values = values;
+        let unclaimed = if before.status == RewardStatus::Pending {
+            values.push((":now", string(clock::format(clock::now()))));
+            " AND (attribute_not_exists(claimed_until) OR claimed_until < :now)"
+        } else {
+            ""
+        };
         self.put_if(
             reward_item(after)?,
             &format!(
-                "#status = :status AND size(holds) = :holds AND {}",
+                "#status = :status AND size(holds) = :holds AND {}{unclaimed}",
                 unrefunded(before)
             ),
             values,
