@@ -17,6 +17,12 @@ pub fn new_id() -> String {
     }
 }
 
+/// The smallest id made at or after `at`: ids at or above it were made since then.
+pub fn first_id_at(at: time::OffsetDateTime) -> String {
+    let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    ulid::Ulid::from_parts(millis, 0).to_string()
+}
+
 /// What an identifier a client names (a user, a tenant) must be, wherever it enters (a token's
 /// claims, a body, a path, a query): it ends up inside keys and in the billing URL's path.
 pub const IDENTIFIER_RULE: &str =

@@ -18,6 +18,7 @@
 //! | `POST /v1/payouts/{id}/paid`                 | 1 `GetItem` + 1 `TransactWriteItems`             |
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -60,8 +61,16 @@ async fn me(
     State(state): State<AppState>,
     user: PromoterUser,
     PublicBaseUrl(base): PublicBaseUrl,
+    headers: HeaderMap,
 ) -> Result<Json<PromoterView>> {
-    let promoter = promoter::get_or_create(&state.store, &user.tenant, &user.user_id).await?;
+    let mut promoter = promoter::get_or_create(&state.store, &user.tenant, &user.user_id).await?;
+    // The promoter's own connection and device (API Gateway sets X-Forwarded-For; the
+    // tenant's front end may send X-Device-Id): for the fraud rule `same_device`.
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ip = header("x-forwarded-for")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    promoter::note_activity(&state.store, &mut promoter, ip, header("x-device-id")).await;
     Ok(Json(promoter.view(&base)))
 }
 

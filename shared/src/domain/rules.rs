@@ -55,8 +55,9 @@ pub struct Context<'a> {
     /// The referrer's own commission rate (percent), replacing the percent of the program's
     /// referrer invoice rules (seed 001's `commission_rate`, set by an admin).
     pub referrer_rate: Option<f64>,
-    /// The referrer is suspended: their rewards are held.
-    pub referrer_suspended: bool,
+    /// What holds every reward of the referrer now: `promoter_suspended`,
+    /// `duplicate_payout_address`.
+    pub referrer_holds: &'a [Hold],
     pub now: OffsetDateTime,
 }
 
@@ -224,11 +225,16 @@ fn due(rule: &RewardRule, context: &Context, event: &Event) -> Option<Due> {
     if program.approval == crate::domain::program::Approval::Manual && *event != Event::Completion {
         holds.push(Hold::AwaitingApproval);
     }
-    if context.referrer_suspended
-        && rule.recipient == Recipient::Referrer
-        && *event != Event::Completion
-    {
-        holds.push(Hold::PromoterSuspended);
+    if *event != Event::Completion {
+        if rule.recipient == Recipient::Referrer {
+            holds.extend(context.referrer_holds.iter().copied());
+        }
+        // What the relation was flagged for at sign-up (fraud rules) holds all its rewards.
+        for flag in &relation.flags {
+            if !holds.contains(flag) {
+                holds.push(*flag);
+            }
+        }
     }
     Some(Due {
         source,
@@ -320,6 +326,7 @@ mod tests {
             redeemed_at: None,
             version: 1,
             fired_rules: Vec::new(),
+            flags: Vec::new(),
             invoice_counts: Default::default(),
             created: NOW,
             updated: NOW,
@@ -333,7 +340,7 @@ mod tests {
             verified: false,
             referrer_qualified: true,
             referrer_rate: None,
-            referrer_suspended: false,
+            referrer_holds: &[],
             now: NOW,
         }
     }
@@ -422,7 +429,7 @@ mod tests {
 
         let ctx = Context {
             referrer_rate: Some(20.0),
-            referrer_suspended: false,
+            referrer_holds: &[],
             ..context(&program, &relation)
         };
         assert_eq!(due_rewards(&ctx, &invoice(10_000, 0))[0].amount, 2000);

@@ -87,6 +87,10 @@ pub enum PromoterChange {
     CommissionRate(Option<f64>),
     /// Active or suspended (an admin).
     Status(crate::domain::promoter::PromoterStatus),
+    /// Their own email (an admin), or `None` to forget it.
+    Email(Option<String>),
+    /// Digests of the IPs and devices they were seen on lately.
+    Activity(Vec<String>),
 }
 
 pub trait PromoterStore: Send + Sync {
@@ -184,6 +188,16 @@ pub trait PromoterStore: Send + Sync {
         tenant: &str,
         id: &str,
     ) -> impl Future<Output = Result<Option<Payout>>> + Send;
+
+    /// Records that `user` pays out to `new` (and no longer to `old`): the tenant's promoters
+    /// per payout address. Two `UpdateItem`s at most.
+    fn register_payout_address(
+        &self,
+        tenant: &str,
+        user: &str,
+        old: Option<&PayoutMethod>,
+        new: &PayoutMethod,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Marks `payout` paid and adds it to the user's `total_paid` in its currency; `false` if
     /// it was paid already.
@@ -640,6 +654,22 @@ pub trait ReferralStore: Send + Sync {
         before: OffsetDateTime,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Reward>>> + Send;
+
+    /// The tenant's promoters paying out to `method`'s address: one `GetItem`.
+    fn payout_address_users(
+        &self,
+        tenant: &str,
+        method: &PayoutMethod,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// The relations `referrer` referred since `since` (their ids are ULIDs: time-ordered): one
+    /// `Query` (GSI1, `Select: COUNT`).
+    fn referrals_since(
+        &self,
+        tenant: &str,
+        referrer: &str,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     /// The counters `counters` as read (strongly consistent; absent ones are 0), in order.
     fn counters(&self, counters: &[Counter]) -> impl Future<Output = Result<Vec<i64>>> + Send;

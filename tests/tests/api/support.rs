@@ -416,6 +416,7 @@ pub mod seed {
             redeemed_at: None,
             version: 1,
             fired_rules: Vec::new(),
+            flags: Vec::new(),
             invoice_counts: Default::default(),
             created: now,
             updated: now,

@@ -35,6 +35,19 @@ pub enum Hold {
     EarningsCapReached,
     /// The referrer is suspended: released when an admin reactivates them (or one by one).
     PromoterSuspended,
+    /// Fraud rule `same_mailbox`: the referred email is the referrer's own mailbox (the same
+    /// address but for a `+tag`, or dots at Gmail).
+    SameMailbox,
+    /// Fraud rule `disposable_email`: the referred email's domain is a disposable-mail one.
+    DisposableEmail,
+    /// Fraud rule `duplicate_payout_address`: another promoter of the tenant has the
+    /// referrer's payout address.
+    DuplicatePayoutAddress,
+    /// Fraud rule `velocity`: more sign-ups through the referrer than the program allows in
+    /// its window.
+    Velocity,
+    /// Fraud rule `same_device`: the sign-up came from an IP or device the referrer used.
+    SameDevice,
 }
 
 impl Hold {
@@ -46,6 +59,18 @@ impl Hold {
                 | Hold::BudgetExhausted
                 | Hold::EarningsCapReached
                 | Hold::PromoterSuspended
+        ) || self.is_fraud()
+    }
+
+    /// Holds a fraud rule put on a relation (an admin's approval clears them from it).
+    pub fn is_fraud(self) -> bool {
+        matches!(
+            self,
+            Hold::SameMailbox
+                | Hold::DisposableEmail
+                | Hold::DuplicatePayoutAddress
+                | Hold::Velocity
+                | Hold::SameDevice
         )
     }
 }
@@ -396,6 +421,23 @@ impl PayoutMethod {
             method: self.method,
             payment_address: canonical,
         })
+    }
+}
+
+impl PayoutMethod {
+    /// A digest of the method and its canonical address: the key promoters sharing it meet at.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        let kind = serde_json::to_value(self.method).unwrap_or_default();
+        let text = format!(
+            "{}:{}",
+            kind.as_str().unwrap_or_default(),
+            self.payment_address
+        );
+        sha2::Sha256::digest(text.to_lowercase().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 

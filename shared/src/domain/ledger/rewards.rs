@@ -9,7 +9,9 @@ use crate::domain::program::{Program, all_programs};
 use crate::domain::referral::booking::{count_release, give_back, spent};
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
-use crate::store::{BillingStore, Committed, Plan, ProgramStore, ReferralStore, Release, Spent};
+use crate::store::{
+    BillingStore, Committed, Plan, ProgramStore, ReferralStore, RelationWrite, Release, Spent,
+};
 
 use super::{Hold, Reward, RewardStatus};
 
@@ -130,6 +132,28 @@ fn add_decision(
     Ok(release)
 }
 
+/// Whether approving `before` into `after` lifts a fraud hold: the admin judged the relation
+/// sound, so its flags go (its later rewards are not held for them).
+fn clears_flags(before: &Reward, after: &Reward) -> bool {
+    after.status != RewardStatus::Reversed && before.holds.iter().any(|hold| hold.is_fraud())
+}
+
+/// Clears a relation's fraud flags in `plan` (versioned), once per plan.
+fn clear_flags(plan: &mut Plan, relation: &crate::domain::referral::Referral) {
+    if relation.flags.is_empty()
+        || plan.relations.iter().any(|write| match write {
+            RelationWrite::New(r) | RelationWrite::Replace(r) => r.id == relation.id,
+        })
+    {
+        return;
+    }
+    let mut next = relation.clone();
+    next.flags.clear();
+    next.version += 1;
+    next.updated = crate::clock::now();
+    plan.relations.push(RelationWrite::Replace(next));
+}
+
 /// Writes one plan; `false` when a condition failed (something changed, or a limit was
 /// reached meanwhile).
 async fn write(store: &impl ReferralStore, plan: &Plan) -> Result<bool> {
@@ -188,6 +212,14 @@ pub async fn decide(
     let mut plan = Plan::default();
     let release = add_decision(&mut plan, program.as_ref(), spent, &before, release)
         .map_err(|hold| over_limit(id, hold))?;
+    if clears_flags(&before, &release.reward)
+        && let Some(relation) = match &before.referral_id {
+            Some(relation) => store.relation_by_id(tenant, relation).await?,
+            None => None,
+        }
+    {
+        clear_flags(&mut plan, &relation);
+    }
     if !write(store, &plan).await? {
         return Err(Error::Conflict(format!(
             "reward {id} changed meanwhile (or its limit was reached); retry"
@@ -222,6 +254,7 @@ pub async fn approve_many(
     }
     let mut answer = BulkApproved::default();
     let mut found = Vec::new();
+    let mut relations = Vec::new();
     for (relation_id, wanted) in by_relation {
         let relation = if crate::id::is_id(&relation_id) {
             store.relation_by_id(tenant, &relation_id).await?
@@ -232,6 +265,7 @@ pub async fn approve_many(
             Some(relation) => store.relation_rewards(relation).await?,
             None => Vec::new(),
         };
+        relations.extend(relation);
         for id in wanted {
             match rewards.iter().find(|reward| reward.id == id) {
                 Some(reward) => found.push(reward.clone()),
@@ -261,13 +295,28 @@ pub async fn approve_many(
         Hold::EarningsCapReached => "earnings_cap_reached",
         _ => "budget_exhausted",
     };
+    // A relation's flags are cleared by the first approval of one of its fraud-held rewards.
+    let mut cleared: Vec<String> = Vec::new();
+    let flags_of = |plan: &mut Plan, before: &Reward, after: &Reward, cleared: &[String]| {
+        if clears_flags(before, after)
+            && let Some(relation) = relations
+                .iter()
+                .find(|r| before.referral_id.as_deref() == Some(r.id.as_str()))
+            && !cleared.contains(&relation.id)
+        {
+            clear_flags(plan, relation);
+        }
+    };
     for chunk in decisions.chunks(DECISION_CHUNK) {
         let mut plan = Plan::default();
         let mut approved = Vec::new();
         let mut over = Vec::new();
         for (before, release, program, spent) in chunk {
             match add_decision(&mut plan, program.as_ref(), *spent, before, release.clone()) {
-                Ok(release) => approved.push(release.reward),
+                Ok(release) => {
+                    flags_of(&mut plan, before, &release.reward, &cleared);
+                    approved.push(release.reward);
+                }
                 Err(hold) => over.push(Refused {
                     id: before.id.clone(),
                     reason: refusal(hold),
@@ -275,14 +324,21 @@ pub async fn approve_many(
             }
         }
         if write(store, &plan).await? {
+            cleared.extend(written_relations(&plan));
             answer.approved.extend(approved);
             answer.refused.extend(over);
             continue;
         }
         for (before, release, program, spent) in chunk {
             let mut plan = Plan::default();
-            match add_decision(&mut plan, program.as_ref(), *spent, before, release.clone()) {
+            let decision =
+                add_decision(&mut plan, program.as_ref(), *spent, before, release.clone());
+            if let Ok(release) = &decision {
+                flags_of(&mut plan, before, &release.reward, &cleared);
+            }
+            match decision {
                 Ok(release) if write(store, &plan).await? => {
+                    cleared.extend(written_relations(&plan));
                     answer.approved.push(release.reward);
                 }
                 Ok(_) => answer.refused.push(Refused {
@@ -297,6 +353,15 @@ pub async fn approve_many(
         }
     }
     Ok(answer)
+}
+
+fn written_relations(plan: &Plan) -> Vec<String> {
+    plan.relations
+        .iter()
+        .map(|write| match write {
+            RelationWrite::New(r) | RelationWrite::Replace(r) => r.id.clone(),
+        })
+        .collect()
 }
 
 /// A reward of the tenant by id: through its relation (ids are `{relation}.{rule}…`). Two

@@ -36,6 +36,38 @@ pub enum BudgetPeriod {
     Month,
 }
 
+/// Fraud rules a program enables: each holds the rewards it flags with its own reason, for an
+/// admin to approve (`POST /v1/rewards/{id}/approve`) or deny.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FraudRules {
+    /// The referred email is the referrer's own mailbox (but for a `+tag`, or dots at Gmail).
+    #[serde(default)]
+    pub same_mailbox: bool,
+    /// The referred email's domain is a disposable-mail one.
+    #[serde(default)]
+    pub disposable_email: bool,
+    /// Another promoter of the tenant has the referrer's payout address.
+    #[serde(default)]
+    pub duplicate_payout_address: bool,
+    /// More than `max_signups` sign-ups through the referrer within `within_minutes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub velocity: Option<Velocity>,
+    /// The sign-up's `ip` or `device_id` is one the referrer used recently.
+    #[serde(default)]
+    pub same_device: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Velocity {
+    pub max_signups: u32,
+    pub within_minutes: u32,
+}
+
+/// The widest velocity window, in minutes (a week).
+pub const MAX_VELOCITY_MINUTES: u32 = 10_080;
+
 /// The largest `max_referrals` / `min_referrals`.
 pub const MAX_REFERRAL_LIMIT: i64 = 1_000_000;
 pub const MAX_RULES: usize = 20;
@@ -200,6 +232,9 @@ pub struct Program {
     /// their rewards are held (`earnings_cap_reached`). `None`: no limit.
     #[serde(default)]
     pub max_earnings_per_promoter: Option<i64>,
+    /// The fraud rules it enables.
+    #[serde(default)]
+    pub fraud: FraudRules,
     pub country_overrides: BTreeMap<String, CountryOverride>,
     pub rewards: Vec<RewardRule>,
     /// The program has relations: its currency is frozen (their rewards are in it). Set by the
@@ -251,6 +286,8 @@ pub struct ProgramInput {
     #[serde(default, deserialize_with = "nullable")]
     pub max_earnings_per_promoter: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
+    pub fraud: Option<FraudRules>,
+    #[serde(default, deserialize_with = "present")]
     pub country_overrides: Option<BTreeMap<String, CountryOverride>>,
     #[serde(default, deserialize_with = "present")]
     pub rewards: Option<Vec<RewardRule>>,
@@ -288,6 +325,7 @@ impl ProgramInput {
             budget,
             budget_period,
             max_earnings_per_promoter,
+            fraud,
             country_overrides,
             rewards,
         } = self;
@@ -306,6 +344,7 @@ impl ProgramInput {
             && budget.is_none()
             && budget_period.is_none()
             && max_earnings_per_promoter.is_none()
+            && fraud.is_none()
             && country_overrides.is_none()
             && rewards.is_none()
     }
@@ -347,6 +386,7 @@ impl Program {
             budget: None,
             budget_period: BudgetPeriod::Total,
             max_earnings_per_promoter: None,
+            fraud: FraudRules::default(),
             country_overrides: BTreeMap::new(),
             rewards: Vec::new(),
             has_relations: false,
@@ -442,6 +482,21 @@ impl Program {
         }
         if let Some(period) = input.budget_period {
             next.budget_period = period;
+        }
+        if let Some(fraud) = &input.fraud {
+            if let Some(velocity) = fraud.velocity
+                && (velocity.max_signups == 0
+                    || velocity.within_minutes == 0
+                    || velocity.within_minutes > MAX_VELOCITY_MINUTES)
+            {
+                return Err(Error::invalid(
+                    "fraud.velocity",
+                    format!(
+                        "needs max_signups of at least 1 and within_minutes of 1 to {MAX_VELOCITY_MINUTES}"
+                    ),
+                ));
+            }
+            next.fraud = fraud.clone();
         }
         if let Some(cap) = input.max_earnings_per_promoter {
             if let Some(amount) = cap {

@@ -66,9 +66,60 @@ pub async fn change(
     change: PromoterChange,
 ) -> Result<Promoter> {
     let promoter = get_or_create(store, tenant, user).await?;
+    if let PromoterChange::PayoutMethod(method) = &change {
+        // Registered first: a failure leaves the method unchanged (the client retries).
+        store
+            .register_payout_address(tenant, user, promoter.payout_method.as_ref(), method)
+            .await?;
+    }
     store
         .update_promoter(&promoter, &change, clock::now())
         .await
+}
+
+/// The most IP and device digests kept on a promoter.
+const RECENT_ACTIVITY: usize = 10;
+
+/// Notes the IP and device a promoter was just seen on (their own session: `GET
+/// /v1/promoters/me`), for the fraud rule `same_device`: one `UpdateItem`, only when one of
+/// them is new. Best effort: a failure is logged, the request goes on.
+pub async fn note_activity(
+    store: &impl PromoterStore,
+    promoter: &mut Promoter,
+    ip: Option<&str>,
+    device: Option<&str>,
+) {
+    let seen: Vec<String> = [("ip", ip), ("device", device)]
+        .into_iter()
+        .filter_map(|(kind, value)| {
+            value
+                .filter(|v| !v.trim().is_empty() && v.len() <= 200)
+                .map(|v| crate::domain::referral::fraud::activity_digest(kind, v))
+        })
+        .collect();
+    if seen.iter().all(|d| promoter.recent_activity.contains(d)) {
+        return;
+    }
+    let mut recent = seen.clone();
+    recent.extend(
+        promoter
+            .recent_activity
+            .iter()
+            .filter(|d| !seen.contains(d))
+            .cloned(),
+    );
+    recent.truncate(RECENT_ACTIVITY);
+    match store
+        .update_promoter(
+            promoter,
+            &PromoterChange::Activity(recent.clone()),
+            clock::now(),
+        )
+        .await
+    {
+        Ok(_) => promoter.recent_activity = recent,
+        Err(error) => tracing::warn!(%error, "promoter activity not noted"),
+    }
 }
 
 /// Body of `PATCH /v1/promoters/{user_id}` (admin): at least one of the fields.
@@ -84,6 +135,15 @@ pub struct AdminChange {
     /// (`promoter_suspended`), they cannot withdraw; `active` again releases those holds.
     #[serde(default)]
     pub status: Option<super::PromoterStatus>,
+    /// Their own email (fraud rule `same_mailbox`), or `null` to forget it.
+    #[serde(default, deserialize_with = "present_or_null_text")]
+    pub email: Option<Option<String>>,
+}
+
+fn present_or_null_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// A field that may be a value or `null`, told apart from an absent one (`None`).
@@ -101,12 +161,16 @@ pub async fn admin_change(
     user: &str,
     input: &AdminChange,
 ) -> Result<Promoter> {
-    if input.commission_rate.is_none() && input.status.is_none() {
+    if input.commission_rate.is_none() && input.status.is_none() && input.email.is_none() {
         return Err(Error::invalid(
             "commission_rate",
-            "give commission_rate (a percent, or null for the program's) and/or status (active or suspended)",
+            "give commission_rate (a percent, or null for the program's), status (active or suspended) and/or email",
         ));
     }
+    let email = match &input.email {
+        Some(Some(email)) => Some(Some(crate::domain::referral::email("email", email)?)),
+        other => other.clone(),
+    };
     if let Some(Some(rate)) = input.commission_rate
         && !(rate.is_finite() && rate > 0.0 && rate <= 100.0)
     {
@@ -123,6 +187,11 @@ pub async fn admin_change(
                 &PromoterChange::CommissionRate(rate),
                 clock::now(),
             )
+            .await?;
+    }
+    if let Some(email) = email {
+        promoter = store
+            .update_promoter(&promoter, &PromoterChange::Email(email), clock::now())
             .await?;
     }
     if let Some(status) = input.status {

@@ -71,6 +71,13 @@ pub struct Promoter {
     pub payout_method: Option<PayoutMethod>,
     #[serde(default)]
     pub status: PromoterStatus,
+    /// Their own email, as the tenant reports it (fraud rule `same_mailbox`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Digests of the IPs and devices they were seen on lately, newest first (fraud rule
+    /// `same_device`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_activity: Vec<String>,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
     #[serde(with = "rfc3339")]
@@ -95,6 +102,8 @@ impl Promoter {
             commission_rate: None,
             payout_method: None,
             status: PromoterStatus::Active,
+            email: None,
+            recent_activity: Vec::new(),
             created: now,
             updated: now,
         }
@@ -127,6 +136,7 @@ impl Promoter {
             commission_rate: self.commission_rate,
             payout_method: self.payout_method.clone(),
             status: self.status,
+            email: self.email.clone(),
             created: self.created,
             updated: self.updated,
         }
@@ -211,6 +221,7 @@ pub struct PromoterView {
     pub commission_rate: Option<f64>,
     pub payout_method: Option<PayoutMethod>,
     pub status: PromoterStatus,
+    pub email: Option<String>,
     #[serde(with = "rfc3339")]
     pub created: OffsetDateTime,
     #[serde(with = "rfc3339")]
@@ -698,6 +709,7 @@ mod tests {
             redeemed_at: None,
             version: 1,
             fired_rules: fired.iter().map(|s| s.to_string()).collect(),
+            flags: Vec::new(),
             invoice_counts: Default::default(),
             created: now,
             updated: now,

@@ -216,6 +216,32 @@ fn count_spend(
     counted
 }
 
+/// What holds every new reward of `referrer` (their promoter item, if they have one) in
+/// `program` now: `promoter_suspended`, and `duplicate_payout_address` when the program checks
+/// it and another promoter of the tenant pays out to the same address (one `GetItem` then).
+pub(crate) async fn referrer_holds(
+    store: &impl ReferralStore,
+    program: &Program,
+    referrer: Option<&crate::domain::promoter::Promoter>,
+) -> Result<Vec<Hold>> {
+    let Some(promoter) = referrer else {
+        return Ok(Vec::new());
+    };
+    let mut holds = Vec::new();
+    if promoter.is_suspended() {
+        holds.push(Hold::PromoterSuspended);
+    }
+    if program.fraud.duplicate_payout_address
+        && let Some(method) = &promoter.payout_method
+    {
+        let users = store.payout_address_users(&promoter.tenant, method).await?;
+        if users.iter().any(|user| *user != promoter.user_id) {
+            holds.push(Hold::DuplicatePayoutAddress);
+        }
+    }
+    Ok(holds)
+}
+
 /// Counts a reward an admin releases from a budget or earnings-cap hold, under the program's
 /// limits as read in `spent` (plus what the plan counted before it). Answers the budget period
 /// and cap it counts in, or the hold it does not fit.

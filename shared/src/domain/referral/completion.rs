@@ -70,7 +70,7 @@ pub async fn complete_referral(
             verified: relation.verified,
             referrer_qualified: true,
             referrer_rate: None,
-            referrer_suspended: false,
+            referrer_holds: &[],
             now,
         };
         let dues = rules::due_rewards(&context, &Event::Completion);

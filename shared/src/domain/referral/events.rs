@@ -118,7 +118,8 @@ struct ReferrerFacts {
     seen: u64,
     rate: Option<f64>,
     spent: crate::store::Spent,
-    suspended: bool,
+    /// What holds the referrer's rewards (suspension, a shared payout address).
+    holds: Vec<crate::domain::ledger::Hold>,
 }
 
 async fn referrer_facts(
@@ -146,17 +147,20 @@ async fn referrer_facts(
             crate::clock::now()
         ),
     );
-    let (rate, suspended) = match promoter? {
+    let promoter = match promoter? {
         Some(crate::domain::promoter::CodeItem::Promoter(p)) if p.tenant == relation.tenant => {
-            (p.commission_rate.filter(|_| rate_matters), p.is_suspended())
+            Some(p)
         }
-        _ => (None, false),
+        _ => None,
     };
+    let holds = super::booking::referrer_holds(store, program, promoter.as_ref()).await?;
     Ok(ReferrerFacts {
         seen: seen?,
-        rate,
+        rate: promoter
+            .and_then(|p| p.commission_rate)
+            .filter(|_| rate_matters),
         spent: spent?,
-        suspended,
+        holds,
     })
 }
 
@@ -256,7 +260,7 @@ pub async fn record_invoice(
                 verified: relation.verified,
                 referrer_qualified: min == 0 || facts.seen >= min,
                 referrer_rate: facts.rate,
-                referrer_suspended: facts.suspended,
+                referrer_holds: &facts.holds,
                 now,
             };
             let dues = rules::due_rewards(
@@ -450,17 +454,19 @@ pub async fn record_verification(
                     super::booking::spent(store, program, &relation.referrer_user_id, now),
                     store.get_code(&relation.referrer_promoter_code),
                 );
-                let suspended = matches!(
-                    referrer?,
-                    Some(crate::domain::promoter::CodeItem::Promoter(p)) if p.is_suspended()
-                );
-                Ok::<_, Error>((seen, reaches_min, candidates?, spent?, suspended))
+                let referrer = match referrer? {
+                    Some(crate::domain::promoter::CodeItem::Promoter(p)) => Some(p),
+                    _ => None,
+                };
+                let holds =
+                    super::booking::referrer_holds(store, program, referrer.as_ref()).await?;
+                Ok::<_, Error>((seen, reaches_min, candidates?, spent?, holds))
             },
         ))
         .await;
         let mut jobs = Vec::new();
         for ((relation, program), read) in first_successes.into_iter().zip(reads) {
-            let (seen, reaches_min, candidates, spent, suspended) = read?;
+            let (seen, reaches_min, candidates, spent, referrer_holds) = read?;
             let min = u64::from(program.min_referrals);
             let newly_qualifies = program.requires_verification && min > 0;
             let mut next = relation.clone();
@@ -476,7 +482,7 @@ pub async fn record_verification(
                 verified: true,
                 referrer_qualified: min == 0 || seen + u64::from(newly_qualifies) >= min,
                 referrer_rate: None,
-                referrer_suspended: suspended,
+                referrer_holds: &referrer_holds,
                 now,
             };
             let dues = rules::due_rewards(&context, &Event::Verified);

@@ -69,6 +69,10 @@ pub struct Referral {
     pub version: u64,
     /// Keys of the reward rules that have fired for this relation ([`crate::domain::program::RewardRule::key`]).
     pub fired_rules: Vec<String>,
+    /// What fraud rules flagged at sign-up: every reward of the relation is held for them
+    /// until an admin approves one (which clears them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<crate::domain::ledger::Hold>,
     /// Invoices paid per `each_invoice` rule key (its `max_invoices`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub invoice_counts: std::collections::BTreeMap<String, u32>,
@@ -86,6 +90,7 @@ use crate::error::{Error, Result};
 pub mod booking;
 pub mod completion;
 pub mod events;
+pub mod fraud;
 pub mod refund;
 pub mod signup;
 

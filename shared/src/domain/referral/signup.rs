@@ -34,6 +34,12 @@ pub struct SignUp {
     pub country: Option<String>,
     #[serde(default)]
     pub invitation_method: Option<InvitationMethod>,
+    /// The referred user's IP address, if the tenant passes it (fraud rule `same_device`).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The referred user's device fingerprint, if the tenant passes it (`same_device`).
+    #[serde(default)]
+    pub device_id: Option<String>,
 }
 
 /// A relation and the rewards an operation on it produced.
@@ -58,6 +64,8 @@ struct Referrer {
     program_id: Option<String>,
     is_active: bool,
     commission_rate: Option<f64>,
+    /// Their promoter item, when it was read (a primary code, a named referrer).
+    promoter: Option<Box<promoter::Promoter>>,
 }
 
 impl Referrer {
@@ -65,17 +73,68 @@ impl Referrer {
     fn primary(p: promoter::Promoter, invited: bool) -> Self {
         Referrer {
             invited,
-            user_id: p.user_id,
+            user_id: p.user_id.clone(),
             promoter_code: p.referral_code.clone(),
-            code: p.referral_code,
+            code: p.referral_code.clone(),
             terms: CodeTerms::default(),
             limit: None,
             program_id: None,
-            is_active: p.is_active
-                && p.status != crate::domain::promoter::PromoterStatus::Suspended,
+            is_active: p.is_active && !p.is_suspended(),
             commission_rate: p.commission_rate,
+            promoter: Some(Box::new(p)),
         }
     }
+}
+
+/// The fraud rules' flags for this sign-up and what holds the referrer's rewards: reads the
+/// referrer's promoter item (an extra code's owner) and their recent sign-ups only for the
+/// rules the program enables.
+async fn fraud_checks(
+    store: &(impl CodeStore + ReferralStore),
+    program: &crate::domain::program::Program,
+    referrer: &Referrer,
+    facts: &super::fraud::SignUpFacts<'_>,
+    now: time::OffsetDateTime,
+) -> (
+    Result<Vec<crate::domain::ledger::Hold>>,
+    Result<Vec<crate::domain::ledger::Hold>>,
+) {
+    let rules = &program.fraud;
+    let wants_promoter = rules.same_mailbox || rules.same_device || rules.duplicate_payout_address;
+    let (promoter, recent) = tokio::join!(
+        async {
+            match &referrer.promoter {
+                Some(promoter) => Ok(Some(promoter.as_ref().clone())),
+                None if wants_promoter => match store.get_code(&referrer.promoter_code).await? {
+                    Some(CodeItem::Promoter(p)) => Ok(Some(p)),
+                    _ => Ok(None),
+                },
+                None => Ok(None),
+            }
+        },
+        async {
+            match rules.velocity {
+                Some(velocity) => {
+                    let since = now - time::Duration::minutes(velocity.within_minutes.into());
+                    store
+                        .referrals_since(&program.tenant, &referrer.user_id, since)
+                        .await
+                }
+                None => Ok(0),
+            }
+        },
+    );
+    let (promoter, recent): (Option<promoter::Promoter>, u64) = match (promoter, recent) {
+        (Ok(promoter), Ok(recent)) => (promoter, recent),
+        (Err(error), _) | (_, Err(error)) => return (Err(error), Ok(Vec::new())),
+    };
+    let facts = super::fraud::SignUpFacts {
+        recent_signups: recent,
+        ..*facts
+    };
+    let flags = super::fraud::sign_up_flags(rules, promoter.as_ref(), &facts);
+    let holds = super::booking::referrer_holds(store, program, promoter.as_ref()).await;
+    (Ok(flags), holds)
 }
 
 async fn resolve_referrer(
@@ -101,6 +160,7 @@ async fn resolve_referrer(
                 program_id: Some(c.program_id),
                 is_active: c.is_active,
                 commission_rate: None,
+                promoter: None,
             },
             _ => return Err(unknown()),
         };
@@ -210,6 +270,37 @@ pub async fn register_referral(
         .map(|e| email("referred_email", e))
         .transpose()?;
     let country = input.country.as_deref().map(country).transpose()?;
+    let ip = input
+        .ip
+        .as_deref()
+        .map(|ip| {
+            ip.trim()
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ip.to_string())
+                .map_err(|_| Error::invalid("ip", "must be an IPv4 or IPv6 address"))
+        })
+        .transpose()?;
+    let device_id = input
+        .device_id
+        .as_deref()
+        .map(|device| {
+            let device = device.trim();
+            if device.is_empty() || device.len() > 200 || device.chars().any(char::is_control) {
+                Err(Error::invalid(
+                    "device_id",
+                    "must be 1-200 characters without control characters",
+                ))
+            } else {
+                Ok(device.to_owned())
+            }
+        })
+        .transpose()?;
+    let facts = super::fraud::SignUpFacts {
+        referred_email: referred_email.as_deref(),
+        ip: ip.as_deref(),
+        device_id: device_id.as_deref(),
+        recent_signups: 0,
+    };
     let mut backoff = Backoff::new();
     loop {
         let (referrer, programs) = tokio::join!(
@@ -234,7 +325,7 @@ pub async fn register_referral(
             )));
         }
         let min = u64::from(program.min_referrals);
-        let (seen, spent) = tokio::join!(
+        let (seen, spent, (flags, referrer_holds)) = tokio::join!(
             async {
                 if min > 0 {
                     store
@@ -245,8 +336,10 @@ pub async fn register_referral(
                 }
             },
             super::booking::spent(store, &program, &referrer.user_id, now),
+            fraud_checks(store, &program, &referrer, &facts, now),
         );
         let (seen, spent) = (seen?, spent?);
+        let (flags, referrer_holds) = (flags?, referrer_holds?);
         let qualifies_now = rules::qualifies(&program, false);
         let referrer_qualified = min == 0 || seen + u64::from(qualifies_now) >= min;
 
@@ -281,6 +374,7 @@ pub async fn register_referral(
             redeemed_at: None,
             version: 1,
             fired_rules: Vec::new(),
+            flags,
             invoice_counts: Default::default(),
             created: now,
             updated: now,
@@ -309,7 +403,7 @@ pub async fn register_referral(
             referrer_qualified,
             referrer_rate: referrer.commission_rate,
             // A suspended promoter's codes refuse sign-ups (checked on the owner's item).
-            referrer_suspended: false,
+            referrer_holds: &referrer_holds,
             now,
         };
         let dues = rules::due_rewards(&context, &Event::Signup);

@@ -14,6 +14,7 @@
 //! | referrer stats     | `TENANT#{t}#USER#{u}`                 | `STATS#PROGRAM#{p}` |                            |                    |
 //! | referrer earnings  | `TENANT#{t}#USER#{u}`                 | `EARNINGS#PROGRAM#{p}` |                         |                    |
 //! | program budget use | `TENANT#{t}#BUDGET#{p}`               | `total` or `{yyyy-mm}` |                         |                    |
+//! | payout address use | `TENANT#{t}#PAYOUT_ADDRESS#{sha-256}` | `USERS`        |                                 |                    |
 //! | balance            | `TENANT#{t}#USER#{u}`                 | `BALANCE#{currency}` | `TENANT#{t}#USER#{u}`     | `PROMOTER#BALANCE#{currency}` |
 //! | code in a program  | `CODE#{code}`                         | `PROGRAM#{p}`  |                                 |                    |
 //! | release job        | `TENANT#{t}#USER#{u}`                 | `RELEASE#{p}#{relation or *}` |                  |                    |
@@ -316,6 +317,14 @@ pub fn program_budget(tenant_id: &str, program_id: &str, bucket: &str) -> Key {
     Key {
         pk: format!("{}#BUDGET#{program_id}", tenant(tenant_id)),
         sk: bucket.to_owned(),
+    }
+}
+
+/// The promoters using one payout address (`digest`: of the method and the address).
+pub fn payout_address(tenant_id: &str, digest: &str) -> Key {
+    Key {
+        pk: format!("{}#PAYOUT_ADDRESS#{digest}", tenant(tenant_id)),
+        sk: "USERS".to_owned(),
     }
 }
 

@@ -236,6 +236,12 @@ impl PromoterStore for DynamoStore {
             PromoterChange::CommissionRate(Some(rate)) => ("commission_rate", number(rate)),
             PromoterChange::CommissionRate(None) => ("commission_rate", AttributeValue::Null(true)),
             PromoterChange::Status(status) => ("status", string(status.as_str())),
+            PromoterChange::Email(Some(email)) => ("email", string(email)),
+            PromoterChange::Email(None) => ("email", AttributeValue::Null(true)),
+            PromoterChange::Activity(digests) => (
+                "recent_activity",
+                AttributeValue::L(digests.iter().map(string).collect()),
+            ),
         };
         let output = self
             .client()
@@ -256,6 +262,48 @@ impl PromoterStore for DynamoStore {
         let mut updated: Promoter = from_item(output.attributes.unwrap_or_default())?;
         updated.balances = promoter.balances.clone();
         Ok(updated)
+    }
+
+    async fn register_payout_address(
+        &self,
+        tenant: &str,
+        user: &str,
+        old: Option<&crate::domain::ledger::PayoutMethod>,
+        new: &crate::domain::ledger::PayoutMethod,
+    ) -> Result<()> {
+        let change = |method: &crate::domain::ledger::PayoutMethod, add: bool| {
+            let mut values = std::collections::HashMap::from([(
+                ":user".to_owned(),
+                AttributeValue::Ss(vec![user.to_owned()]),
+            )]);
+            if add {
+                values.insert(":kind".to_owned(), string("payout_address"));
+            }
+            self.client()
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(key_item(&keys::payout_address(
+                    tenant,
+                    &method.digest(),
+                ))))
+                .update_expression(if add {
+                    "ADD #users :user SET entity_type = :kind"
+                } else {
+                    "DELETE #users :user"
+                })
+                .expression_attribute_names("#users", "users")
+                .set_expression_attribute_values(Some(values))
+                .send()
+        };
+        if let Some(old) = old.filter(|old| old.digest() != new.digest()) {
+            change(old, false)
+                .await
+                .map_err(|error| sdk_error("UpdateItem", error))?;
+        }
+        change(new, true)
+            .await
+            .map_err(|error| sdk_error("UpdateItem", error))?;
+        Ok(())
     }
 
     async fn balances(&self, tenant: &str, user: &str) -> Result<crate::domain::ledger::Balances> {

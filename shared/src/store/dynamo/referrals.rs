@@ -787,6 +787,46 @@ impl ReferralStore for DynamoStore {
             .collect()
     }
 
+    async fn payout_address_users(
+        &self,
+        tenant: &str,
+        method: &crate::domain::ledger::PayoutMethod,
+    ) -> Result<Vec<String>> {
+        let item = self
+            .get(&keys::payout_address(tenant, &method.digest()))
+            .await?;
+        Ok(item
+            .and_then(|item| item.get("users").cloned())
+            .and_then(|users| users.as_ss().ok().cloned())
+            .unwrap_or_default())
+    }
+
+    async fn referrals_since(
+        &self,
+        tenant: &str,
+        referrer: &str,
+        since: time::OffsetDateTime,
+    ) -> Result<u64> {
+        let output = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI1)
+            .key_condition_expression("#pk = :pk AND #sk >= :since")
+            .expression_attribute_names("#pk", keys::GSI1PK)
+            .expression_attribute_names("#sk", keys::GSI1SK)
+            .expression_attribute_values(
+                ":pk",
+                string(keys::referrals_by_referrer(tenant, referrer)),
+            )
+            .expression_attribute_values(":since", string(crate::id::first_id_at(since)))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .map_err(|error| super::sdk_error("Query", error))?;
+        Ok(u64::try_from(output.count).unwrap_or(0))
+    }
+
     async fn counters(&self, counters: &[Counter]) -> Result<Vec<i64>> {
         let reads = futures::future::join_all(
             counters
