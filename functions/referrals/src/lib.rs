@@ -6,6 +6,7 @@
 //! | `POST /v1/referrals`               | reads in parallel (code, programs, referee's promoter guard) + 1 `TransactWriteItems` |
 //! | `GET /v1/referrals/{id}`           | 1 `Query` (GSI2)                                                    |
 //! | `GET /v1/referrals?user=`          | 2 `Query`s in parallel (as referred, as referrer)                   |
+//! | `GET /v1/referrals/{id}/explain`   | 1 `Query` + 3 reads in parallel (program, the two sides' rewards) (+ 1 `GetItem`: a `min_referrals` hold) |
 //! | `POST /v1/referrals/{id}/complete` | 1 `Query` + 2 reads in parallel + 1 `TransactWriteItems`            |
 //! | `POST /v1/referrals/complete`      | resolving each user (`GetItem` per code or email) + 1 `Query` + as above |
 //! | `POST /v1/events/invoices`         | 1 `GetItem` (replay) + reads in parallel (relations, programs, promoter guard) + 1 `TransactWriteItems` |
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/referrals", post(sign_up).get(find))
         .route("/v1/referrals/{id}", get(read))
         .route("/v1/referrals/{id}/rewards", get(relation_rewards))
+        .route("/v1/referrals/{id}/explain", get(explain))
         .route("/v1/referrals/complete", post(complete_between))
         .route("/v1/referrals/{id}/complete", post(complete))
         .route("/v1/events/invoices", post(invoice))
@@ -127,6 +129,16 @@ async fn sign_up(
 ) -> Result<(StatusCode, Json<Outcome>)> {
     let outcome = relations::register_referral(&state.store, &service.tenant, &input).await?;
     Ok((StatusCode::CREATED, Json(outcome)))
+}
+
+async fn explain(
+    State(state): State<AppState>,
+    caller: Backoffice,
+    Path(id): Path<String>,
+) -> Result<Json<relations::explain::Explanation>> {
+    Ok(Json(
+        relations::explain::explain_referral(&state.store, &caller.tenant, &id).await?,
+    ))
 }
 
 async fn read(

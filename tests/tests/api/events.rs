@@ -48,6 +48,7 @@ const EXPECTED: &[(&str, u16)] = &[
     ("referrals/find.json", 200),
     ("referrals/get.json", 404),
     ("referrals/relation-rewards.json", 404),
+    ("referrals/explain.json", 404),
     ("referrals/complete.json", 404),
     ("referrals/complete-between-users.json", 200),
     ("referrals/failed-rewards.json", 200),

@@ -1052,3 +1052,97 @@ async fn a_promoter_cap_and_a_monthly_budget_count_each_referrer_and_refunds_giv
     assert_balances_match_ledger(&api, "alice").await;
     assert_balances_match_ledger(&api, "carol").await;
 }
+
+#[tokio::test]
+async fn explain_tells_for_every_rule_what_fired_and_exactly_why_not() {
+    let api = Api::new().await;
+    let program = api
+        .program(
+            json!({"name": "Explained", "currency": "USD", "requires_verification": true,
+            "rewards": [
+            {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
+            {"recipient": "referee", "trigger": "verified", "kind": "cash", "amount": 200},
+            {"recipient": "referrer", "trigger": "paid_threshold", "threshold_amount": 5000,
+             "kind": "cash", "amount": 2500},
+            {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash",
+             "percent": 10.0, "delivery": "payout", "max_invoices": 1}]}),
+        )
+        .await;
+    let code = api.code_of("alice").await;
+    let signup = api
+        .signed_up(json!({"code": code, "referred_user_id": "bob"}))
+        .await;
+    let id = signup["referral"]["id"].as_str().unwrap().to_owned();
+    for (event, amount) in [("in-1", 2000), ("in-2", 1000)] {
+        api.invoiced(
+            json!({"event_id": event, "user_id": "bob", "amount_paid": amount,
+                            "currency": "USD"}),
+        )
+        .await;
+    }
+    let path = format!("/v1/referrals/{id}/explain");
+    let (status, explained) = api.service(Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{explained}");
+    assert_eq!(explained["program"]["open"], true);
+    let rules = explained["rules"].as_array().unwrap();
+    let rule = |key: &str| rules.iter().find(|r| r["key"] == key).unwrap().clone();
+    let signup_rule = rule("referee.signup");
+    assert_eq!(signup_rule["fired"], true);
+    assert_eq!(
+        signup_rule["rewards"][0]["reasons"][0]["code"],
+        "held_for_verification"
+    );
+    assert_eq!(rule("referee.verified")["why_not"]["code"], "not_verified");
+    let threshold = rule("referrer.paid_threshold.5000");
+    assert_eq!(
+        (
+            &threshold["fired"],
+            &threshold["why_not"]["code"],
+            &threshold["why_not"]["message"]
+        ),
+        (
+            &json!(false),
+            &json!("threshold_not_reached"),
+            &json!("30.00 USD of 50.00 USD paid")
+        )
+    );
+    let commission = rule("referrer.each_invoice");
+    assert_eq!(commission["rewards"].as_array().unwrap().len(), 1);
+    assert_eq!(commission["rewards"][0]["invoice_event_id"], "in-1");
+    assert_eq!(commission["why_not"]["code"], "max_invoices_reached");
+
+    // Paused: what has not fired says so; admins may ask too; other tenants may not.
+    api.admin(
+        Method::PATCH,
+        &format!("/v1/programs/{program}"),
+        Some(json!({"status": "paused"})),
+    )
+    .await;
+    api.service(
+        Method::POST,
+        "/v1/events/verifications",
+        Some(json!({"event_id": "v-1", "user_id": "bob", "outcome": "succeeded"})),
+    )
+    .await;
+    let (status, explained) = api.admin(Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(explained["program"]["closed_because"], "paused");
+    let verified = explained["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "referee.verified")
+        .unwrap()
+        .clone();
+    assert_eq!(verified["why_not"]["code"], "program_closed", "{verified}");
+    assert_error(
+        &api.other_tenant().admin(Method::GET, &path, None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &api.as_promoter("alice", Method::GET, &path, None).await,
+        403,
+        "forbidden",
+    );
+}

@@ -90,6 +90,7 @@ use crate::error::{Error, Result};
 pub mod booking;
 pub mod completion;
 pub mod events;
+pub mod explain;
 pub mod fraud;
 pub mod refund;
 pub mod signup;
