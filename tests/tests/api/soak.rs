@@ -6,13 +6,16 @@
 //! the API and the table:
 //!
 //! - every answer was 2xx, an expected 4xx, or 503 with `Retry-After` (never a 500);
-//! - per user and currency, balances equal the ledger, and no balance is negative;
+//! - per user and currency, balances equal the ledger, and no balance is negative but after a
+//!   take-back (a refund after delivery);
 //! - no reward exists twice, and billing credited each `billing_credit` reward it was sent,
 //!   always with the same amount; none is left undelivered;
 //! - `max_referrals` is exact per code and program;
 //! - every qualified count equals the relations that qualify, and no reward is held whose
 //!   conditions hold;
-//! - payouts never exceed what was credited, and only requested payouts were paid.
+//! - payouts never exceed what was credited, and only requested payouts were paid;
+//! - a program's budget and each referrer's cap are never passed, and their counters equal
+//!   what the rewards counted in them still hold (refunds and denials gave back the rest).
 //!
 //! Bounded: a fixed number of operations (and a time cap). It prints what it ran and the
 //! faults the emulator injected.
@@ -45,6 +48,9 @@ const TIME_CAP: Duration = Duration::from_secs(90);
 const REFERRERS: usize = 6;
 const REFERRED: usize = 60;
 const SIGNING_SECRET: &str = "soak-signing-secret-0123456789";
+/// The budgeted program's budget and per-referrer cap: reached within a run.
+const BUDGET: i64 = 12_000;
+const CAP: i64 = 2_500;
 
 /// What the clients learnt, to choose their next operations from.
 #[derive(Default)]
@@ -56,6 +62,7 @@ struct World {
     /// Invoices sent, to replay: the exact body.
     invoices: Vec<Value>,
     checks: Vec<Value>,
+    refunds: Vec<Value>,
     payouts: Vec<String>,
     /// (operation, status, code) of every answer.
     answers: BTreeMap<(String, u16, String), usize>,
@@ -78,7 +85,10 @@ async fn book(State(billing): State<Billing>, body: Bytes) -> StatusCode {
 fn expected(operation: &str, status: u16, code: &str) -> bool {
     match (operation, status) {
         (_, 503) => code == "unavailable",
-        ("sign-up", 201) | ("invoice", 200) | ("verification", 200) => true,
+        ("sign-up", 201) | ("invoice", 200) | ("verification", 200) | ("refund", 200) => true,
+        ("approve" | "deny", 200) => true,
+        // Changed meanwhile, or it does not fit the budget it is held for.
+        ("approve" | "deny", 409) => code == "conflict",
         ("sign-up", 409) => code == "already_referred",
         ("sign-up", 422) => matches!(code, "max_referrals_reached" | "self_referral"),
         ("completion", 200) => true,
@@ -150,7 +160,7 @@ async fn client(
         match choice {
             // Sign-ups: sometimes a referred user already in the program, sometimes a referrer
             // referring themselves, or another referrer (who then earns as a referee).
-            0..=29 => {
+            0..=27 => {
                 let (code, program) = {
                     let world = world.lock().unwrap();
                     (
@@ -185,7 +195,7 @@ async fn client(
                 }
             }
             // Invoices: new ones, and replays of earlier ones (the same payload).
-            30..=59 => {
+            28..=52 => {
                 let replay = {
                     let world = world.lock().unwrap();
                     (rng.u32(0..5) == 0 && !world.invoices.is_empty())
@@ -213,8 +223,45 @@ async fn client(
                 )
                 .await;
             }
+            // Refunds and chargebacks of earlier invoices, in part or whole, and replays.
+            53..=59 => {
+                let body = {
+                    let world = world.lock().unwrap();
+                    if rng.u32(0..5) == 0 && !world.refunds.is_empty() {
+                        Some(world.refunds[rng.usize(0..world.refunds.len())].clone())
+                    } else if world.invoices.is_empty() {
+                        None
+                    } else {
+                        let invoice = &world.invoices[rng.usize(0..world.invoices.len())];
+                        let paid = invoice["amount_paid"].as_i64().unwrap();
+                        let reason = if rng.u32(0..4) == 0 {
+                            "chargeback"
+                        } else {
+                            "refund"
+                        };
+                        Some(json!({"event_id": format!("ref-{tag}"),
+                                    "user_id": invoice["user_id"],
+                                    "invoice_event_id": invoice["event_id"],
+                                    "amount_refunded": rng.i64(1..=paid),
+                                    "currency": invoice["currency"], "reason": reason}))
+                    }
+                };
+                if let Some(body) = body {
+                    world.lock().unwrap().refunds.push(body.clone());
+                    send(
+                        &api,
+                        &world,
+                        "refund",
+                        Method::POST,
+                        "/v1/events/refunds",
+                        Some(&service),
+                        Some(body),
+                    )
+                    .await;
+                }
+            }
             // Identity checks, new and replayed.
-            60..=74 => {
+            60..=72 => {
                 let replay = {
                     let world = world.lock().unwrap();
                     (rng.u32(0..5) == 0 && !world.checks.is_empty())
@@ -244,7 +291,7 @@ async fn client(
                 .await;
             }
             // Admin completions of relations (twice: the second is refused).
-            75..=79 => {
+            73..=76 => {
                 let relation = {
                     let world = world.lock().unwrap();
                     (!world.relations.is_empty()).then(|| {
@@ -262,6 +309,64 @@ async fn client(
                         &format!("/v1/referrals/{relation}/complete"),
                         Some(&admin),
                         None,
+                    )
+                    .await;
+                }
+            }
+            // An admin decides about a reward held for them: approves (it is counted against the
+            // budget and cap then) or denies it.
+            77..=79 => {
+                let (status, held) = send(
+                    &api,
+                    &world,
+                    "approve",
+                    Method::GET,
+                    "/v1/rewards?status=held&limit=20",
+                    Some(&admin),
+                    None,
+                )
+                .await;
+                let waiting: Vec<String> = if status == 200 {
+                    held["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|r| {
+                            r["holds"].as_array().unwrap().iter().any(|h| {
+                                matches!(
+                                    h.as_str(),
+                                    Some(
+                                        "awaiting_approval"
+                                            | "budget_exhausted"
+                                            | "earnings_cap_reached"
+                                    )
+                                )
+                            })
+                        })
+                        .map(|r| r["id"].as_str().unwrap().to_owned())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                if !waiting.is_empty() {
+                    let id = &waiting[rng.usize(0..waiting.len())];
+                    let (operation, path, body) = if rng.u32(0..4) == 0 {
+                        (
+                            "deny",
+                            format!("/v1/rewards/{id}/deny"),
+                            Some(json!({"reason": "soak"})),
+                        )
+                    } else {
+                        ("approve", format!("/v1/rewards/{id}/approve"), None)
+                    };
+                    send(
+                        &api,
+                        &world,
+                        operation,
+                        Method::POST,
+                        &path,
+                        Some(&admin),
+                        body,
                     )
                     .await;
                 }
@@ -437,6 +542,13 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
                "rewards": [
             {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 5.0,
              "delivery": "payout"}]}),
+        json!({"name": "Budgeted", "currency": "USD", "approval": "manual", "budget": BUDGET,
+               "max_earnings_per_promoter": CAP, "rewards": [
+            {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 400,
+             "delivery": "payout"},
+            {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 600},
+            {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash", "percent": 10.0,
+             "delivery": "payout"}]}),
     ];
     let mut world = World::default();
     for program in programs {
@@ -609,13 +721,17 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
         }
         assert_balances_match_ledger(&api, user).await;
         let promoter = api.me(user).await;
+        let ledger = all_rewards(&api, user).await;
         for (currency, balance) in promoter["balances"].as_object().unwrap() {
+            let taken_back = ledger
+                .iter()
+                .any(|r| r["currency"] == currency.as_str() && r["reverses"].is_string());
             assert!(
-                balance["current_balance"].as_i64().unwrap() >= 0,
+                balance["current_balance"].as_i64().unwrap() >= 0 || taken_back,
                 "{user} {currency}: {promoter}"
             );
         }
-        for reward in all_rewards(&api, user).await {
+        for reward in ledger {
             let id = reward["id"].as_str().unwrap().to_owned();
             assert!(
                 rewards.insert(id.clone(), reward).is_none(),
@@ -663,8 +779,8 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
         match reward["status"].as_str().unwrap() {
             "credited" => assert_eq!(
                 by_reward.get(id.as_str()),
-                Some(&BTreeSet::from([reward["amount"].as_i64().unwrap()])),
-                "{id} credited once, with its amount"
+                Some(&BTreeSet::from([crate::money::payable(reward)])),
+                "{id} credited once, with what it pays (a take-back: a debit)"
             ),
             "held" | "reversed" => assert!(!by_reward.contains_key(id.as_str()), "{id}"),
             other => panic!("{id} is {other} after delivery: {reward}"),
@@ -779,10 +895,73 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
                         .unwrap_or_else(|| panic!("{id}: its relation"));
                     assert_eq!(relation["verified"], false, "{id} held, but verified");
                 }
+                // Waiting for an admin: nothing to check but that the program asks for it.
+                "awaiting_approval" | "budget_exhausted" | "earnings_cap_reached" => {
+                    assert_eq!(program, world.programs[5], "{id}")
+                }
                 other => panic!("{id}: unknown hold {other}"),
             }
         }
     }
+    // The budget and the caps: never passed, and each counter is what its rewards still count
+    // (a refund or a denial gave back what it took).
+    let counted = |filter: &dyn Fn(&Value) -> bool| -> i64 {
+        rewards
+            .values()
+            .filter(|r| r["reverses"].is_null() && r["status"] != "reversed")
+            .filter(|r| filter(r))
+            .map(|r| {
+                r["amount"].as_i64().unwrap()
+                    - r["reduced"].as_i64().unwrap_or(0)
+                    - r["taken_back"].as_i64().unwrap_or(0)
+            })
+            .sum()
+    };
+    let (_, budgeted) = api
+        .admin(
+            Method::GET,
+            &format!("/v1/programs/{}", world.programs[5]),
+            None,
+        )
+        .await;
+    let used = budgeted["budget_used"].as_i64().unwrap();
+    assert!(used <= BUDGET, "{budgeted}");
+    assert_eq!(
+        used,
+        counted(&|r| r["budget_bucket"] == "total"),
+        "the budget's counter is what its rewards count"
+    );
+    for referrer in 0..REFERRERS {
+        let referrer = format!("referrer-{referrer}");
+        let earned = counted(&|r| r["counts_to_cap"] == true && r["user_id"] == referrer.as_str());
+        assert!(earned <= CAP, "{referrer}: {earned}");
+        let counter = referral::store::ReferralStore::counters(
+            &api.store,
+            &[referral::store::Counter::Earnings {
+                tenant: api.tenant.clone(),
+                user: referrer.clone(),
+                program_id: world.programs[5].clone(),
+            }],
+        )
+        .await
+        .unwrap();
+        assert_eq!(counter, [earned], "{referrer}'s cap counter");
+    }
+    let held_for_limits = rewards
+        .values()
+        .filter(|r| {
+            r["holds"].as_array().is_some_and(|h| {
+                h.contains(&json!("budget_exhausted")) || h.contains(&json!("earnings_cap_reached"))
+            })
+        })
+        .count();
+    let take_backs = rewards
+        .values()
+        .filter(|r| r["reverses"].is_string())
+        .count();
+    println!(
+        "  budget used {used} of {BUDGET}; {held_for_limits} rewards held for the budget or a cap; {take_backs} take-backs"
+    );
     println!(
         "  checked: {} users, {} rewards ({} booked by billing), {} relations",
         users.len(),

@@ -188,6 +188,7 @@ pub fn claw(
                 taken_back: 0,
                 reverses: Some(before.id.clone()),
                 refund_reason: Some(reason),
+                // What it takes back is given back to the limits through the reward itself.
                 budget_bucket: None,
                 counts_to_cap: false,
                 reason: reason.as_str().to_owned(),
