@@ -22,6 +22,9 @@ pub const EVENT_RETENTION: time::Duration = time::Duration::days(30);
 pub enum EventType {
     #[serde(rename = "promoter.created")]
     PromoterCreated,
+    /// An admin suspended or reactivated a promoter.
+    #[serde(rename = "promoter.status_changed")]
+    PromoterStatusChanged,
     #[serde(rename = "referral.created")]
     ReferralCreated,
     #[serde(rename = "referral.verified")]
@@ -49,8 +52,9 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::PromoterCreated,
+        EventType::PromoterStatusChanged,
         EventType::ReferralCreated,
         EventType::ReferralVerified,
         EventType::ReferralConverted,
@@ -67,6 +71,7 @@ impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::PromoterCreated => "promoter.created",
+            EventType::PromoterStatusChanged => "promoter.status_changed",
             EventType::ReferralCreated => "referral.created",
             EventType::ReferralVerified => "referral.verified",
             EventType::ReferralConverted => "referral.converted",
@@ -162,6 +167,26 @@ pub fn events_of(old: Option<&Entity>, new: Option<&Entity>) -> Vec<Event> {
                 "created": crate::clock::format(promoter.created),
             }),
         )],
+        (Some(Entity::Promoter(old)), Some(Entity::Promoter(new))) if old.status != new.status => {
+            vec![Event::new(
+                EventType::PromoterStatusChanged,
+                &new.tenant,
+                &format!(
+                    "{}|{}|{}",
+                    new.user_id,
+                    new.status.as_str(),
+                    crate::clock::format(new.updated)
+                ),
+                new.updated,
+                serde_json::json!({
+                    "user_id": new.user_id,
+                    "referral_code": new.referral_code,
+                    "status": new.status,
+                    "previous_status": old.status,
+                    "updated": crate::clock::format(new.updated),
+                }),
+            )]
+        }
         (old, Some(Entity::Referral(new))) => {
             let old = match old {
                 Some(Entity::Referral(old)) => Some(old.as_ref()),
@@ -389,6 +414,29 @@ mod tests {
         assert!(events_of(Some(&entity(&pending)), Some(&entity(&attempted))).is_empty());
         // Nor does a deletion.
         assert!(events_of(Some(&entity(&pending)), None).is_empty());
+    }
+
+    #[test]
+    fn a_suspension_is_told_and_other_promoter_changes_are_not() {
+        let at = datetime!(2026-11-24 10:00 UTC);
+        let active = Promoter::new("acme", "alice", "ALICE".into(), at);
+        let promoter = |p: &Promoter| Entity::Promoter(Box::new(p.clone()));
+        let mut suspended = active.clone();
+        suspended.status = crate::domain::promoter::PromoterStatus::Suspended;
+        suspended.updated = at + time::Duration::minutes(1);
+        let told = events_of(Some(&promoter(&active)), Some(&promoter(&suspended)));
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].event_type, EventType::PromoterStatusChanged);
+        assert_eq!(
+            (&told[0].data["status"], &told[0].data["previous_status"]),
+            (
+                &serde_json::json!("suspended"),
+                &serde_json::json!("active")
+            )
+        );
+        let mut seen = active.clone();
+        seen.recent_activity = vec!["abc".into()];
+        assert!(events_of(Some(&promoter(&active)), Some(&promoter(&seen))).is_empty());
     }
 
     #[test]
