@@ -334,6 +334,15 @@ async fn each_fraud_rule_holds_its_sign_ups_with_its_reason_until_an_admin_decid
         )
         .await;
     assert_eq!(bulk["approved"].as_array().unwrap().len(), 3, "{bulk}");
+    // Carol's reward held while her address was shared, released by an admin.
+    let (status, released) = api
+        .admin(
+            Method::POST,
+            &format!("/v1/rewards/{}/approve", id_of(&shared, "referrer")),
+            None,
+        )
+        .await;
+    assert_eq!((status, released["status"].as_str()), (StatusCode::OK, Some("credited")));
     assert_balances_match_ledger(&api, "alice").await;
     assert_balances_match_ledger(&api, "carol").await;
     let alice_rewards = all_rewards(&api, "alice").await;
