@@ -342,7 +342,10 @@ async fn each_fraud_rule_holds_its_sign_ups_with_its_reason_until_an_admin_decid
             None,
         )
         .await;
-    assert_eq!((status, released["status"].as_str()), (StatusCode::OK, Some("credited")));
+    assert_eq!(
+        (status, released["status"].as_str()),
+        (StatusCode::OK, Some("credited"))
+    );
     assert_balances_match_ledger(&api, "alice").await;
     assert_balances_match_ledger(&api, "carol").await;
     let alice_rewards = all_rewards(&api, "alice").await;

@@ -650,6 +650,33 @@ async fn a_refund_after_withdrawal_leaves_a_negative_balance_the_next_reward_net
         "forbidden",
     );
     assert_eq!(balance(&api.me("alice").await), (1500, 4500));
+
+    // A refund that names no invoice takes the paid total to 0 and the invoice's commission
+    // stays; a later refund naming the invoice still finds and takes it.
+    api.invoiced(
+        json!({"event_id": "in-4", "user_id": "bob", "amount_paid": 1000,
+                        "currency": "USD"}),
+    )
+    .await;
+    let total = refunded(
+        &api,
+        json!({"event_id": "re-5", "user_id": "bob", "amount_refunded": 1000000,
+               "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(
+        (&total["relations"][0]["paid_total"], &total["take_backs"]),
+        (&json!(0), &json!([]))
+    );
+    let named = refunded(
+        &api,
+        json!({"event_id": "re-6", "user_id": "bob", "invoice_event_id": "in-4",
+               "amount_refunded": 1000, "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(named["take_backs"][0]["amount"], -150, "{named}");
+    assert_eq!(balance(&api.me("alice").await), (1500, 4500));
+    assert_balances_match_ledger(&api, "alice").await;
 }
 
 #[tokio::test]

@@ -247,7 +247,10 @@ pub async fn record_refund(
         let (relations, programs) = relations_of(store, tenant, &user).await?;
         let relations = with_programs(relations, &programs);
         let rewards = futures::future::join_all(relations.iter().map(|(relation, program)| {
-            let reads = program.currency == currency && relation.paid_total > 0;
+            // An invoice named is looked for even after the paid total fell to 0 (a refund
+            // that named none took the total, not the invoice's rewards).
+            let reads =
+                program.currency == currency && (relation.paid_total > 0 || invoice.is_some());
             async move {
                 if reads {
                     store.relation_rewards(relation).await
@@ -263,15 +266,27 @@ pub async fn record_refund(
         let mut take_backs = Vec::new();
         for ((relation, program), rewards) in relations.into_iter().zip(rewards) {
             let rewards = rewards?;
+            let new_total = (relation.paid_total - refund.amount_refunded).max(0);
+            let refunded = Refunded {
+                invoice_event_id: invoice.as_deref(),
+                amount: refund.amount_refunded,
+                new_total,
+                now,
+            };
+            let taken = if program.currency == currency {
+                clawbacks(program, &rewards, &refunded)
+            } else {
+                Vec::new()
+            };
             let outcome = if program.currency != currency {
                 RefundEffect::CurrencyMismatch
-            } else if relation.paid_total == 0 {
+            } else if relation.paid_total == 0 && taken.is_empty() {
                 RefundEffect::Unchanged
             } else {
                 RefundEffect::Counted
             };
             let new_total = if outcome == RefundEffect::Counted {
-                (relation.paid_total - refund.amount_refunded).max(0)
+                new_total
             } else {
                 relation.paid_total
             };
@@ -284,17 +299,11 @@ pub async fn record_refund(
             if outcome != RefundEffect::Counted {
                 continue;
             }
-            let refunded = Refunded {
-                invoice_event_id: invoice.as_deref(),
-                amount: refund.amount_refunded,
-                new_total,
-                now,
-            };
             let mut next = relation.clone();
             next.paid_total = new_total;
             next.version += 1;
             next.updated = now;
-            for clawback in clawbacks(program, &rewards, &refunded) {
+            for clawback in taken {
                 let (after, entry) = claw(&clawback, &event, reason, now);
                 plan.change(&clawback.reward, &after);
                 take_back_counts(&mut plan, &mut next, &clawback);
