@@ -12,6 +12,8 @@
 //! | `GET /v1/promoters/me/payouts`               | 1 `Query`                                        |
 //! | `POST /v1/promoters/me/payouts`              | 1 `Query` + 1 `TransactWriteItems`              |
 //! | `GET /v1/promoters/me/statement`             | 3 `Query`s in parallel (relations, programs, balances) |
+//! | `GET /v1/promoters`                          | 1 `Query` (GSI3: the tenant's promoters of a status, by user id); `?code=`: 1-2 `GetItem`s |
+//! | `GET /v1/payouts`                            | 1 `Query` (GSI3: the tenant's payouts of a status, newest first) |
 //! | `GET /v1/promoters/{user_id}`                | 1 `Query`                                        |
 //! | `PATCH /v1/promoters/{user_id}`              | 1 `Query` + 1 `UpdateItem`                       |
 //! | `GET /v1/promoters/{user_id}/statement`      | as `/me/statement`                               |
@@ -25,8 +27,8 @@ use axum::{Json, Router};
 use referral::Result;
 use referral::domain::ledger::{Payout, Reward};
 use referral::domain::promoter::{
-    self, AdminChange, DayEarnings, MinWithdrawal, PayoutMethod, PromoterView, ReferralList,
-    ReferralListQuery, Statement, Withdrawal,
+    self, AdminChange, DayEarnings, MinWithdrawal, PayoutMethod, PromoterQuery, PromoterSummary,
+    PromoterView, ReferralList, ReferralListQuery, Statement, Withdrawal,
 };
 use referral::http::{
     Admin, AppState, Backoffice, JsonBody, OptionalJsonBody, Pagination, PromoterUser,
@@ -49,12 +51,41 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/promoters/me/payouts", get(payouts).post(withdraw))
         .route("/v1/promoters/me/statement", get(statement))
         .route("/v1/promoters/me/rewards", get(my_rewards))
+        .route("/v1/promoters", get(list_promoters))
+        .route("/v1/payouts", get(list_payouts))
         .route(
             "/v1/promoters/{user_id}",
             get(promoter_of).patch(admin_change),
         )
         .route("/v1/promoters/{user_id}/statement", get(statement_of))
         .route("/v1/payouts/{id}/paid", post(mark_paid))
+}
+
+async fn list_promoters(
+    State(state): State<AppState>,
+    admin: Admin,
+    QueryParams(query): QueryParams<PromoterQuery>,
+    Pagination(page): Pagination,
+) -> Result<Json<Page<PromoterSummary>>> {
+    Ok(Json(
+        promoter::list_promoters(&state.store, &admin.tenant, &query, &page).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct PayoutQuery {
+    status: Option<String>,
+}
+
+async fn list_payouts(
+    State(state): State<AppState>,
+    admin: Admin,
+    QueryParams(query): QueryParams<PayoutQuery>,
+    Pagination(page): Pagination,
+) -> Result<Json<Page<Payout>>> {
+    Ok(Json(
+        promoter::list_payouts(&state.store, &admin.tenant, query.status.as_deref(), &page).await?,
+    ))
 }
 
 async fn me(

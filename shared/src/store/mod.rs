@@ -189,6 +189,24 @@ pub trait PromoterStore: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<Option<Payout>>> + Send;
 
+    /// A page of the tenant's promoters of one status, by user id (those whose id starts with
+    /// `user_prefix`, if given): one `Query` (GSI3). Balances are not read.
+    fn promoters_by_status(
+        &self,
+        tenant: &str,
+        status: crate::domain::promoter::PromoterStatus,
+        user_prefix: Option<&str>,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Promoter>>> + Send;
+
+    /// A page of the tenant's payouts of one status, newest first: one `Query` (GSI3).
+    fn payouts_by_status(
+        &self,
+        tenant: &str,
+        status: crate::domain::ledger::PayoutStatus,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Payout>>> + Send;
+
     /// Records that `user` pays out to `new` (and no longer to `old`): the tenant's promoters
     /// per payout address. Two `UpdateItem`s at most.
     fn register_payout_address(

@@ -33,6 +33,8 @@ const EXPECTED: &[(&str, u16)] = &[
     ("promoters/statement.json", 200),
     ("promoters/rewards.json", 200),
     ("promoters/admin-get.json", 200),
+    ("promoters/list.json", 200),
+    ("promoters/list-payouts.json", 200),
     ("promoters/commission-rate.json", 200),
     ("promoters/admin-statement.json", 200),
     ("promoters/payout-paid.json", 404),

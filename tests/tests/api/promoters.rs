@@ -803,3 +803,104 @@ async fn admins_and_the_backend_read_any_statement_and_admins_any_codes() {
         "forbidden",
     );
 }
+
+#[tokio::test]
+async fn admins_list_promoters_by_status_and_payouts_to_pay() {
+    let api = Api::new().await;
+    api.program(json!({"name": "Listed", "currency": "USD", "rewards": [
+        {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 2500,
+         "delivery": "payout"}]}))
+        .await;
+    let mut codes = std::collections::BTreeMap::new();
+    for user in ["carol", "alice", "bob", "alex"] {
+        codes.insert(user, api.code_of(user).await);
+    }
+    api.admin(
+        Method::PATCH,
+        "/v1/promoters/bob",
+        Some(json!({"status": "suspended"})),
+    )
+    .await;
+    let users = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["user_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, active) = api.admin(Method::GET, "/v1/promoters", None).await;
+    assert_eq!(status, StatusCode::OK, "{active}");
+    assert_eq!(users(&active), ["alex", "alice", "carol"]);
+    let (_, suspended) = api
+        .admin(Method::GET, "/v1/promoters?status=suspended", None)
+        .await;
+    assert_eq!(users(&suspended), ["bob"]);
+    assert_eq!(suspended["items"][0]["status"], "suspended");
+    let (_, found) = api.admin(Method::GET, "/v1/promoters?q=al", None).await;
+    assert_eq!(users(&found), ["alex", "alice"]);
+    let by_code = format!("/v1/promoters?code={}", codes["carol"].to_lowercase());
+    let (_, owner) = api.admin(Method::GET, &by_code, None).await;
+    assert_eq!(users(&owner), ["carol"]);
+    let (_, first) = api.admin(Method::GET, "/v1/promoters?limit=2", None).await;
+    assert_eq!(users(&first), ["alex", "alice"]);
+    let next = format!(
+        "/v1/promoters?limit=2&cursor={}",
+        first["next_cursor"].as_str().unwrap()
+    );
+    let (_, second) = api.admin(Method::GET, &next, None).await;
+    assert_eq!(
+        (users(&second), &second["next_cursor"]),
+        (vec!["carol".to_owned()], &Value::Null)
+    );
+    assert_error(
+        &api.admin(Method::GET, "/v1/promoters?status=banned", None)
+            .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &api.as_promoter("alice", Method::GET, "/v1/promoters", None)
+            .await,
+        403,
+        "forbidden",
+    );
+    let (_, elsewhere) = api
+        .other_tenant()
+        .admin(Method::GET, "/v1/promoters", None)
+        .await;
+    assert_eq!(elsewhere["items"], json!([]));
+
+    // Payouts to pay: alice withdraws; the list shows it until it is paid.
+    api.signed_up(json!({"code": codes["alice"], "referred_user_id": "zed"}))
+        .await;
+    api.as_promoter(
+        "alice",
+        Method::PATCH,
+        "/v1/promoters/me/payout-method",
+        Some(json!({"method": "paypal", "payment_address": "alice@example.com"})),
+    )
+    .await;
+    let (status, payout) = api
+        .as_promoter("alice", Method::POST, "/v1/promoters/me/payouts", None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{payout}");
+    let (_, requested) = api.admin(Method::GET, "/v1/payouts", None).await;
+    assert_eq!(requested["items"], json!([payout.clone()]));
+    let id = payout["id"].as_str().unwrap();
+    api.admin(Method::POST, &format!("/v1/payouts/{id}/paid"), None)
+        .await;
+    let (_, requested) = api.admin(Method::GET, "/v1/payouts", None).await;
+    assert_eq!(requested["items"], json!([]));
+    let (_, paid) = api
+        .admin(Method::GET, "/v1/payouts?status=paid", None)
+        .await;
+    assert_eq!(paid["items"][0]["id"], id);
+    assert_eq!(paid["items"][0]["status"], "paid");
+    assert_error(
+        &api.admin(Method::GET, "/v1/payouts?status=late", None)
+            .await,
+        400,
+        "invalid_request",
+    );
+}

@@ -549,3 +549,115 @@ pub async fn statement_of(
     let main = promoter.as_ref().and_then(|p| p.balances.main_currency());
     Ok(statement(&programs?, &referrals?, main))
 }
+
+/// The query of `GET /v1/promoters` (admin).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PromoterQuery {
+    /// `active` (the default) or `suspended`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Promoters whose user id starts with this.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// The promoter owning this code (primary or extra).
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// A promoter in the back office's list (no balances: `GET /v1/promoters/{user_id}` has them).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PromoterSummary {
+    pub user_id: String,
+    pub referral_code: String,
+    pub status: super::PromoterStatus,
+    pub email: Option<String>,
+    /// Sign-ups through every code of the promoter.
+    pub total_referrals: u64,
+    pub link_clicks: u64,
+    pub commission_rate: Option<f64>,
+    pub has_payout_method: bool,
+    #[serde(with = "crate::clock::rfc3339")]
+    pub created: OffsetDateTime,
+}
+
+impl From<Promoter> for PromoterSummary {
+    fn from(p: Promoter) -> Self {
+        PromoterSummary {
+            user_id: p.user_id,
+            referral_code: p.referral_code,
+            status: p.status,
+            email: p.email,
+            total_referrals: p.all_referrals,
+            link_clicks: p.stats.link_clicks,
+            commission_rate: p.commission_rate,
+            has_payout_method: p.payout_method.is_some(),
+            created: p.created,
+        }
+    }
+}
+
+/// The tenant's promoters of one status by user id, a user-id prefix search (`q`), or the owner
+/// of a code: one `Query` (GSI3), or one or two `GetItem`s for a code.
+pub async fn list_promoters(
+    store: &(impl PromoterStore + crate::store::CodeStore),
+    tenant: &str,
+    query: &PromoterQuery,
+    page: &PageRequest,
+) -> Result<Page<PromoterSummary>> {
+    let status = match query.status.as_deref().unwrap_or("active") {
+        "active" => super::PromoterStatus::Active,
+        "suspended" => super::PromoterStatus::Suspended,
+        _ => return Err(Error::invalid("status", "must be active or suspended")),
+    };
+    if let Some(code) = query.code.as_deref().filter(|c| !c.trim().is_empty()) {
+        let owner = match code::normalize(code) {
+            Some(code) => match store.get_code(&code).await? {
+                Some(CodeItem::Promoter(p)) => Some(p),
+                Some(CodeItem::Extra(extra)) => match store.get_code(&extra.promoter_code).await? {
+                    Some(CodeItem::Promoter(p)) => Some(p),
+                    _ => None,
+                },
+                None => None,
+            },
+            None => None,
+        };
+        let items = owner
+            .filter(|p| p.tenant == tenant && p.status == status)
+            .map(PromoterSummary::from)
+            .into_iter()
+            .collect();
+        return Ok(Page {
+            items,
+            next_cursor: None,
+        });
+    }
+    let prefix = match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) if q.len() > 128 || q.contains('#') => {
+            return Err(Error::invalid("q", "must be the start of a user id"));
+        }
+        other => other,
+    };
+    let found = store
+        .promoters_by_status(tenant, status, prefix, page)
+        .await?;
+    Ok(Page {
+        items: found.items.into_iter().map(PromoterSummary::from).collect(),
+        next_cursor: found.next_cursor,
+    })
+}
+
+/// The tenant's payouts of one status (`requested`, the default, or `paid`), newest first: one
+/// `Query` (GSI3). What an admin pays from (`POST /v1/payouts/{id}/paid`).
+pub async fn list_payouts(
+    store: &impl PromoterStore,
+    tenant: &str,
+    status: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<Payout>> {
+    let status = match status.unwrap_or("requested") {
+        "requested" => PayoutStatus::Requested,
+        "paid" => PayoutStatus::Paid,
+        _ => return Err(Error::invalid("status", "must be requested or paid")),
+    };
+    store.payouts_by_status(tenant, status, page).await
+}

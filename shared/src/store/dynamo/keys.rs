@@ -32,7 +32,9 @@
 //! `{relation id}.{rule key}[.{event id}]`. GSI2 also holds release jobs not finished
 //! (`RELEASES#PENDING` / `{created}#{tenant}#{user}#{job}`).
 //!
-//! GSI3 (sparse): a tenant's rewards by status (`TENANT#{t}#REWARDS#{status}` / `{updated}#{id}`).
+//! GSI3 (sparse): a tenant's rewards by status (`TENANT#{t}#REWARDS#{status}` / `{updated}#{id}`),
+//! promoters by status (`TENANT#{t}#PROMOTERS#{status}` / `{user}`) and payouts by status
+//! (`TENANT#{t}#PAYOUTS#{status}` / `{id}`).
 //! | payout             | `TENANT#{t}#PAYOUT#{id}`              | `PAYOUT`       | `TENANT#{t}#USER#{u}#PAYOUTS`   | `{id}`             |
 //!
 //! The tenant comes first in every tenant-owned key, so one tenant can never address another's
@@ -209,6 +211,30 @@ pub fn rewards_by_status(
 /// The GSI3 partition of a tenant's rewards of one status.
 pub fn rewards_by_status_partition(tenant_id: &str, status: &str) -> String {
     format!("{}#REWARDS#{}", tenant(tenant_id), status.to_uppercase())
+}
+
+/// GSI3 key of a promoter among the tenant's promoters of its status (by user id).
+pub fn promoters_by_status(tenant_id: &str, status: &str, user_id: &str) -> (String, String) {
+    (
+        promoters_by_status_partition(tenant_id, status),
+        user_id.to_owned(),
+    )
+}
+
+pub fn promoters_by_status_partition(tenant_id: &str, status: &str) -> String {
+    format!("{}#PROMOTERS#{}", tenant(tenant_id), status.to_uppercase())
+}
+
+/// GSI3 key of a payout among the tenant's payouts of its status (by id: by age).
+pub fn payouts_by_status(tenant_id: &str, status: &str, id: &str) -> (String, String) {
+    (
+        payouts_by_status_partition(tenant_id, status),
+        id.to_owned(),
+    )
+}
+
+pub fn payouts_by_status_partition(tenant_id: &str, status: &str) -> String {
+    format!("{}#PAYOUTS#{}", tenant(tenant_id), status.to_uppercase())
 }
 
 /// GSI1 sort key of an extra code among the user's codes.

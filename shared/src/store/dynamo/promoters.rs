@@ -23,7 +23,7 @@ pub(super) const REFERRAL_ENTITY: &str = "referral";
 pub(super) const REWARD_ENTITY: &str = "reward";
 
 pub(super) fn promoter_item(promoter: &Promoter) -> Result<Item> {
-    entity_item(
+    let mut item = entity_item(
         promoter,
         &keys::code(&promoter.referral_code),
         PROMOTER_ENTITY,
@@ -31,11 +31,19 @@ pub(super) fn promoter_item(promoter: &Promoter) -> Result<Item> {
             keys::user_codes(&promoter.tenant, &promoter.user_id),
             keys::PROMOTER_GSI1SK.to_owned(),
         )),
-    )
+    )?;
+    let (pk, sk) = keys::promoters_by_status(
+        &promoter.tenant,
+        promoter.status.as_str(),
+        &promoter.user_id,
+    );
+    item.insert(keys::GSI3PK.to_owned(), string(pk));
+    item.insert(keys::GSI3SK.to_owned(), string(sk));
+    Ok(item)
 }
 
 fn payout_item(payout: &Payout) -> Result<Item> {
-    entity_item(
+    let mut item = entity_item(
         payout,
         &keys::payout(&payout.tenant, &payout.id),
         PAYOUT_ENTITY,
@@ -43,7 +51,11 @@ fn payout_item(payout: &Payout) -> Result<Item> {
             keys::payouts_by_user(&payout.tenant, &payout.user_id),
             payout.id.clone(),
         )),
-    )
+    )?;
+    let (pk, sk) = keys::payouts_by_status(&payout.tenant, payout.status.as_str(), &payout.id);
+    item.insert(keys::GSI3PK.to_owned(), string(pk));
+    item.insert(keys::GSI3SK.to_owned(), string(sk));
+    Ok(item)
 }
 
 /// A relation's item, keyed by referred user and program, indexed under its referrer (GSI1) and
@@ -243,7 +255,7 @@ impl PromoterStore for DynamoStore {
                 AttributeValue::L(digests.iter().map(string).collect()),
             ),
         };
-        let output = self
+        let mut update = self
             .client()
             .update_item()
             .table_name(self.table())
@@ -254,7 +266,19 @@ impl PromoterStore for DynamoStore {
             .expression_attribute_values(":value", value)
             .expression_attribute_values(":now", string(clock::format(now)))
             .expression_attribute_values(":tenant", string(&promoter.tenant))
-            .expression_attribute_values(":user", string(&promoter.user_id))
+            .expression_attribute_values(":user", string(&promoter.user_id));
+        // A change of status moves the promoter to the list of its new status (GSI3).
+        if let PromoterChange::Status(status) = change {
+            let (pk, sk) =
+                keys::promoters_by_status(&promoter.tenant, status.as_str(), &promoter.user_id);
+            update = update
+                .update_expression(
+                    "SET #attribute = :value, updated = :now, GSI3PK = :listed, GSI3SK = :sorted",
+                )
+                .expression_attribute_values(":listed", string(pk))
+                .expression_attribute_values(":sorted", string(sk));
+        }
+        let output = update
             .return_values(ReturnValue::AllNew)
             .send()
             .await
@@ -262,6 +286,69 @@ impl PromoterStore for DynamoStore {
         let mut updated: Promoter = from_item(output.attributes.unwrap_or_default())?;
         updated.balances = promoter.balances.clone();
         Ok(updated)
+    }
+
+    async fn promoters_by_status(
+        &self,
+        tenant: &str,
+        status: crate::domain::promoter::PromoterStatus,
+        user_prefix: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<Promoter>> {
+        let partition = keys::promoters_by_status_partition(tenant, status.as_str());
+        // The cursor names the last promoter: its user id (GSI3 sort key) and code (its key).
+        let start = match &page.cursor {
+            Some(cursor) => {
+                let decoded = decode_cursor(cursor, "")?;
+                let (user, code) = decoded.rsplit_once('|').ok_or_else(invalid_cursor)?;
+                Some(index_start(
+                    &keys::code(code),
+                    (keys::GSI3PK, &partition),
+                    (keys::GSI3SK, user),
+                ))
+            }
+            None => None,
+        };
+        self.query_page(
+            Some((keys::GSI3, keys::GSI3PK, keys::GSI3SK)),
+            &partition,
+            user_prefix,
+            false,
+            page,
+            start,
+            |p: &Promoter| format!("{}|{}", p.user_id, p.referral_code),
+        )
+        .await
+    }
+
+    async fn payouts_by_status(
+        &self,
+        tenant: &str,
+        status: PayoutStatus,
+        page: &PageRequest,
+    ) -> Result<Page<Payout>> {
+        let partition = keys::payouts_by_status_partition(tenant, status.as_str());
+        let start = match &page.cursor {
+            Some(cursor) => {
+                let id = decode_cursor(cursor, "")?;
+                Some(index_start(
+                    &keys::payout(tenant, &id),
+                    (keys::GSI3PK, &partition),
+                    (keys::GSI3SK, &id),
+                ))
+            }
+            None => None,
+        };
+        self.query_page(
+            Some((keys::GSI3, keys::GSI3PK, keys::GSI3SK)),
+            &partition,
+            None,
+            true,
+            page,
+            start,
+            |p: &Payout| p.id.clone(),
+        )
+        .await
     }
 
     async fn register_payout_address(
@@ -529,12 +616,20 @@ impl PromoterStore for DynamoStore {
         let actions = vec![
             self.update_action(
                 &keys::payout(&payout.tenant, &payout.id),
-                "SET #status = :paid, paid_at = :now",
+                "SET #status = :paid, paid_at = :now, GSI3PK = :listed, GSI3SK = :sorted",
                 Some("#status = :requested"),
                 vec![
                     (":paid", string(PayoutStatus::Paid.as_str())),
                     (":requested", string(PayoutStatus::Requested.as_str())),
                     (":now", string(clock::format(now))),
+                    (
+                        ":listed",
+                        string(keys::payouts_by_status_partition(
+                            &payout.tenant,
+                            PayoutStatus::Paid.as_str(),
+                        )),
+                    ),
+                    (":sorted", string(&payout.id)),
                 ],
             )?,
             self.update_action(
