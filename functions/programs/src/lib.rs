@@ -7,6 +7,7 @@
 //! | `GET /v1/programs/{id}`     | 1 `GetItem` (+ 1 for the budget used, with a budget) |
 //! | `PATCH /v1/programs/{id}`   | 1 `GetItem` + 1 `PutItem` (rename: `TransactWriteItems`) |
 //! | `DELETE /v1/programs/{id}`  | 1 `UpdateItem`                                    |
+//! | `GET /v1/programs/{id}/stats` | 1 `GetItem` + 1 `Query` (the program's day items), in parallel |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,13 +15,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use referral::Result;
 use referral::domain::program::{self, Program, ProgramInput, ProgramState};
-use referral::http::{Admin, AppState, JsonBody, Pagination};
+use referral::http::{Admin, AppState, JsonBody, Pagination, QueryParams};
 use referral::page::Page;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/programs", post(create).get(list))
         .route("/v1/programs/{id}", get(read).patch(update).delete(archive))
+        .route("/v1/programs/{id}/stats", get(stats))
 }
 
 async fn create(
@@ -57,6 +59,17 @@ async fn read(
 ) -> Result<Json<ProgramState>> {
     Ok(Json(
         program::program_state(&state.store, &admin.tenant, &id).await?,
+    ))
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    QueryParams(range): QueryParams<referral::domain::stats::Range>,
+) -> Result<Json<referral::domain::stats::Stats>> {
+    Ok(Json(
+        referral::domain::stats::program_stats(&state.store, &admin.tenant, &id, &range).await?,
     ))
 }
 

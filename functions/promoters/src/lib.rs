@@ -10,6 +10,7 @@
 //! | `GET /v1/promoters/me/referrals`             | 1 `Query` (promoter) + 1 `Query` (the page) + 1 `BatchGetItem` (commission statuses); `?page=n` + the pages before it |
 //! | `GET /v1/promoters/me/rewards`               | 1 `Query` (ledger index; a status filter reads on, at most 4) |
 //! | `GET /v1/promoters/me/payouts`               | 1 `Query`                                        |
+//! | `GET /v1/promoters/me/stats`                 | 1 `Query` (the promoter's day items of the range) |
 //! | `POST /v1/promoters/me/payouts`              | 1 `Query` + 1 `TransactWriteItems`              |
 //! | `GET /v1/promoters/me/statement`             | 3 `Query`s in parallel (relations, programs, balances) |
 //! | `GET /v1/promoters`                          | 1 `Query` (GSI3: the tenant's promoters of a status, by user id); `?code=`: 1-2 `GetItem`s |
@@ -51,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/promoters/me/payouts", get(payouts).post(withdraw))
         .route("/v1/promoters/me/statement", get(statement))
         .route("/v1/promoters/me/rewards", get(my_rewards))
+        .route("/v1/promoters/me/stats", get(my_stats))
         .route("/v1/promoters", get(list_promoters))
         .route("/v1/payouts", get(list_payouts))
         .route(
@@ -85,6 +87,17 @@ async fn list_payouts(
 ) -> Result<Json<Page<Payout>>> {
     Ok(Json(
         promoter::list_payouts(&state.store, &admin.tenant, query.status.as_deref(), &page).await?,
+    ))
+}
+
+async fn my_stats(
+    State(state): State<AppState>,
+    user: PromoterUser,
+    QueryParams(range): QueryParams<referral::domain::stats::Range>,
+) -> Result<Json<referral::domain::stats::Stats>> {
+    Ok(Json(
+        referral::domain::stats::promoter_stats(&state.store, &user.tenant, &user.user_id, &range)
+            .await?,
     ))
 }
 

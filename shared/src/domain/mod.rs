@@ -12,6 +12,7 @@ pub mod program;
 pub mod promoter;
 pub mod referral;
 pub mod rules;
+pub mod stats;
 pub mod tenant;
 pub mod webhook;
 

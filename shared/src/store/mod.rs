@@ -247,12 +247,10 @@ pub trait CodeStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<CodeItem>>> + Send;
 
-    /// Adds a click to an active code. Answers whether it counted and the code's tenant (`None`
-    /// for an unknown code; an inactive one costs a second read, to learn its tenant).
-    fn count_click(
-        &self,
-        code: &str,
-    ) -> impl Future<Output = Result<(bool, Option<String>)>> + Send;
+    /// Adds a click to an active code. Answers whether it counted, the code's tenant (`None`
+    /// for an unknown code; an inactive one costs a second read, to learn its tenant) and, when
+    /// it counted, its owner and program.
+    fn count_click(&self, code: &str) -> impl Future<Output = Result<Clicked>> + Send;
 
     /// A page of the user's extra codes, newest first: one `Query`.
     fn extra_codes(
@@ -261,6 +259,17 @@ pub trait CodeStore: Send + Sync {
         user: &str,
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<ReferralCode>>> + Send;
+}
+
+/// What counting a click found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Clicked {
+    pub counted: bool,
+    pub tenant: Option<String>,
+    /// The code's owner (counted clicks).
+    pub owner: Option<String>,
+    /// An extra code's program.
+    pub program_id: Option<String>,
 }
 
 /// Everything one sign-up or event writes, applied atomically in one `TransactWriteItems`.
@@ -281,6 +290,8 @@ pub struct Plan {
     pub releases: Vec<Release>,
     /// Rewards a refund reduced, reversed or took back from (only if still as read).
     pub adjustments: Vec<Adjustment>,
+    /// What the change adds to the day figures of the referrers and programs it concerns.
+    pub days: Vec<DayCount>,
     /// What rewards add to (or give back to) a program's budget and a referrer's earnings in
     /// it, under their limits; one entry per counter.
     pub spend: Vec<SpendWrite>,
@@ -306,6 +317,69 @@ pub struct Plan {
 pub struct Release {
     pub reward: Reward,
     pub holds_before: usize,
+}
+
+/// Whose figures of which UTC day (`yyyy-mm-dd`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Day {
+    /// A promoter's, as referrer.
+    Promoter {
+        tenant: String,
+        user: String,
+        date: String,
+    },
+    Program {
+        tenant: String,
+        program_id: String,
+        date: String,
+    },
+}
+
+/// Whose days: a promoter's (as referrer) or a program's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaysOf {
+    Promoter { tenant: String, user: String },
+    Program { tenant: String, program_id: String },
+}
+
+/// Additions to one day's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DayCount {
+    pub day: Day,
+    pub signups: i64,
+    pub verified: i64,
+    pub converted: i64,
+    /// Per currency (`POINTS` for points); negative for what refunds and denials took back.
+    pub earned: BTreeMap<String, i64>,
+}
+
+impl DayCount {
+    pub fn is_empty(&self) -> bool {
+        self.signups == 0
+            && self.verified == 0
+            && self.converted == 0
+            && self.earned.values().all(|v| *v == 0)
+    }
+}
+
+impl Plan {
+    /// The additions to `day`'s figures, added to the plan if absent.
+    pub fn day(&mut self, day: Day) -> &mut DayCount {
+        let index = match self.days.iter().position(|d| d.day == day) {
+            Some(index) => index,
+            None => {
+                self.days.push(DayCount {
+                    day,
+                    signups: 0,
+                    verified: 0,
+                    converted: 0,
+                    earned: BTreeMap::new(),
+                });
+                self.days.len() - 1
+            }
+        };
+        &mut self.days[index]
+    }
 }
 
 /// A counter of what was paid under a limit.
@@ -393,6 +467,7 @@ impl Plan {
             + self.releases.len()
             + self.adjustments.len()
             + self.spend.iter().filter(|s| s.add != 0).count()
+            + self.days.iter().filter(|d| !d.is_empty()).count()
             + self
                 .balances
                 .values()
@@ -688,6 +763,18 @@ pub trait ReferralStore: Send + Sync {
         referrer: &str,
         since: OffsetDateTime,
     ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The days of `of` from `from` to `to` (UTC dates, inclusive) that have figures: one `Query`.
+    fn days(
+        &self,
+        of: &DaysOf,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<Vec<crate::domain::stats::DayFigures>>> + Send;
+
+    /// Adds a click to each of `days` (best effort: the caller logs a failure): one `UpdateItem`
+    /// each, in parallel.
+    fn add_clicks(&self, days: &[Day]) -> impl Future<Output = Result<()>> + Send;
 
     /// The counters `counters` as read (strongly consistent; absent ones are 0), in order.
     fn counters(&self, counters: &[Counter]) -> impl Future<Output = Result<Vec<i64>>> + Send;

@@ -379,8 +379,8 @@ async fn clicks_count_once_per_visit_and_always_redirect() {
     }
     assert_eq!(
         api.round_trips.take(),
-        ["UpdateItem", "UpdateItem", "UpdateItem"],
-        "one UpdateItem per click"
+        ["UpdateItem"; 6],
+        "per click: one UpdateItem of the code, one (best effort) of its owner's day figures"
     );
     let (_, location, _) = public(&api, &format!("/r/{}", code.to_lowercase()), &[]).await;
     assert_eq!(

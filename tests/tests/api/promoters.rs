@@ -904,3 +904,111 @@ async fn admins_list_promoters_by_status_and_payouts_to_pay() {
         "invalid_request",
     );
 }
+
+#[tokio::test]
+async fn day_figures_count_clicks_sign_ups_conversions_and_earnings_as_they_happen() {
+    let api = Api::new().await;
+    let program = api
+        .program(json!({"name": "Counted", "currency": "USD", "rewards": [
+            {"recipient": "referee", "trigger": "signup", "kind": "cash", "amount": 1000},
+            {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash",
+             "percent": 10.0, "delivery": "payout"}]}))
+        .await;
+    let code = api.code_of("alice").await;
+    for _ in 0..4 {
+        let (status, _) = api
+            .call(Method::GET, &format!("/r/{code}"), None, None)
+            .await;
+        assert_eq!(status, StatusCode::FOUND);
+    }
+    for user in ["bob", "carol"] {
+        api.signed_up(json!({"code": code, "referred_user_id": user}))
+            .await;
+    }
+    api.service(
+        Method::POST,
+        "/v1/events/verifications",
+        Some(json!({"event_id": "v-1", "user_id": "bob", "outcome": "succeeded"})),
+    )
+    .await;
+    api.invoiced(
+        json!({"event_id": "in-1", "user_id": "bob", "amount_paid": 5000,
+                        "currency": "USD"}),
+    )
+    .await;
+    api.invoiced(
+        json!({"event_id": "in-2", "user_id": "bob", "amount_paid": 5000,
+                        "currency": "USD"}),
+    )
+    .await;
+    api.service(
+        Method::POST,
+        "/v1/events/refunds",
+        Some(
+            json!({"event_id": "re-1", "user_id": "bob", "invoice_event_id": "in-2",
+                    "amount_refunded": 5000, "currency": "USD"}),
+        ),
+    )
+    .await;
+
+    let (status, mine) = api
+        .as_promoter("alice", Method::GET, "/v1/promoters/me/stats", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    assert_eq!(mine["days"].as_array().unwrap().len(), 30);
+    let today = mine["days"][29].clone();
+    assert_eq!(today["date"], mine["to"]);
+    // Earned as referrer: 500 + 500 − 500 (the refund); the referee's 2 × 1000 are not hers.
+    assert_eq!(
+        today,
+        json!({"date": mine["to"], "clicks": 4, "signups": 2, "verified": 1, "converted": 1,
+               "earned": {"USD": 500}})
+    );
+    assert_eq!(mine["totals"]["signups"], 2);
+    assert_eq!(
+        (mine["signup_rate"].as_f64(), mine["paid_rate"].as_f64()),
+        (Some(0.5), Some(0.5))
+    );
+    // The program's: every reward it gave, no clicks (a primary code is in no program).
+    let (status, theirs) = api
+        .admin(
+            Method::GET,
+            &format!(
+                "/v1/programs/{program}/stats?from={}&to={}",
+                mine["to"].as_str().unwrap(),
+                mine["to"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    assert_eq!(
+        theirs["days"],
+        json!([{"date": mine["to"], "clicks": 0, "signups": 2, "verified": 1, "converted": 1,
+                "earned": {"USD": 2500}}])
+    );
+    for bad in [
+        "?from=2026-02-30",
+        "?from=2024-01-01&to=2026-01-01",
+        "?from=2026-11-25&to=2026-11-24",
+    ] {
+        assert_error(
+            &api.as_promoter(
+                "alice",
+                Method::GET,
+                &format!("/v1/promoters/me/stats{bad}"),
+                None,
+            )
+            .await,
+            400,
+            "invalid_request",
+        );
+    }
+    assert_error(
+        &api.other_tenant()
+            .admin(Method::GET, &format!("/v1/programs/{program}/stats"), None)
+            .await,
+        404,
+        "not_found",
+    );
+}

@@ -239,14 +239,31 @@ pub struct Click {
 }
 
 /// Counts a click on `/r/{code}` when the code exists and is active. One `UpdateItem` (an
-/// inactive code: and a `GetItem`, for its tenant); a malformed code costs nothing.
-pub async fn count_click(store: &impl CodeStore, code: &str) -> Result<Click> {
+/// inactive code: and a `GetItem`, for its tenant), then, best effort, the click on today's
+/// figures of the owner (and of an extra code's program): one `UpdateItem` each, in parallel;
+/// a malformed code costs nothing.
+pub async fn count_click(
+    store: &(impl CodeStore + crate::store::ReferralStore),
+    code: &str,
+) -> Result<Click> {
     match normalize(code) {
         Some(code) => {
-            let (counted, tenant) = store.count_click(&code).await?;
+            let clicked = store.count_click(&code).await?;
+            if let (true, Some(tenant), Some(owner)) =
+                (clicked.counted, &clicked.tenant, &clicked.owner)
+            {
+                let now = clock::now();
+                let mut days = vec![crate::domain::stats::promoter_day(tenant, owner, now)];
+                if let Some(program) = &clicked.program_id {
+                    days.push(crate::domain::stats::program_day(tenant, program, now));
+                }
+                if let Err(error) = store.add_clicks(&days).await {
+                    tracing::warn!(%error, "a click was not added to the day's figures");
+                }
+            }
             Ok(Click {
-                counted: counted.then_some(code),
-                tenant,
+                counted: clicked.counted.then_some(code),
+                tenant: clicked.tenant,
             })
         }
         None => Ok(Click::default()),

@@ -115,6 +115,7 @@ fn add_decision(
     let after = &mut release.reward;
     if after.status == RewardStatus::Reversed {
         give_back(plan, before, before.payable());
+        crate::domain::stats::earn(plan, before, -before.payable(), after.updated);
     } else if let Some(program) = program {
         let lifts = |hold| before.holds.contains(&hold) && !after.holds.contains(&hold);
         let (budget, cap) = (

@@ -108,6 +108,7 @@ pub(crate) fn book(
             relation.commission_reward_id = Some(reward.id.clone());
         }
         plan.earn(&reward);
+        crate::domain::stats::earn(plan, &reward, reward.payable(), now);
         plan.rewards.push(reward);
     }
 }

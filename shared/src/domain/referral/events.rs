@@ -286,6 +286,14 @@ pub async fn record_invoice(
                 ReferralStatus::Signup | ReferralStatus::Verified
             ) {
                 next.status = ReferralStatus::Converted;
+                crate::domain::stats::count(
+                    &mut plan,
+                    tenant,
+                    &relation.referrer_user_id,
+                    &program.id,
+                    crate::domain::stats::Counted::Converted,
+                    now,
+                );
             }
             book(
                 dues,
@@ -471,6 +479,14 @@ pub async fn record_verification(
             let newly_qualifies = program.requires_verification && min > 0;
             let mut next = relation.clone();
             next.verified = true;
+            crate::domain::stats::count(
+                &mut plan,
+                tenant,
+                &relation.referrer_user_id,
+                &program.id,
+                crate::domain::stats::Counted::Verified,
+                now,
+            );
             next.version += 1;
             next.updated = now;
             if next.status == ReferralStatus::Signup {

@@ -306,7 +306,7 @@ pub async fn record_refund(
             for clawback in taken {
                 let (after, entry) = claw(&clawback, &event, reason, now);
                 plan.change(&clawback.reward, &after);
-                take_back_counts(&mut plan, &mut next, &clawback);
+                take_back_counts(&mut plan, &mut next, &clawback, now);
                 plan.adjustments.push(Adjustment {
                     before: clawback.reward,
                     after,
@@ -342,7 +342,12 @@ pub async fn record_refund(
 }
 
 /// What a clawback takes off the counters of the relation and its code.
-fn take_back_counts(plan: &mut Plan, relation: &mut Referral, clawback: &Clawback) {
+fn take_back_counts(
+    plan: &mut Plan,
+    relation: &mut Referral,
+    clawback: &Clawback,
+    now: OffsetDateTime,
+) {
     let reward = &clawback.reward;
     if clawback.amount == 0 {
         return;
@@ -359,6 +364,7 @@ fn take_back_counts(plan: &mut Plan, relation: &mut Referral, clawback: &Clawbac
         relation.referrer_earned -= clawback.amount;
     }
     super::booking::give_back(plan, reward, clawback.amount);
+    crate::domain::stats::earn(plan, reward, -clawback.amount, now);
 }
 
 #[cfg(test)]

@@ -408,6 +408,14 @@ pub async fn register_referral(
         };
         let dues = rules::due_rewards(&context, &Event::Signup);
         book(dues, &program, &mut relation, seen, spent, &mut plan, now);
+        crate::domain::stats::count(
+            &mut plan,
+            tenant,
+            &referrer.user_id,
+            &program.id,
+            crate::domain::stats::Counted::Signup,
+            now,
+        );
         if min > 0 && qualifies_now {
             plan.stats(tenant, &referrer.user_id, &program.id, seen, true);
         }

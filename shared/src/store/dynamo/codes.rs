@@ -91,7 +91,7 @@ impl CodeStore for DynamoStore {
         }
     }
 
-    async fn count_click(&self, code: &str) -> Result<(bool, Option<String>)> {
+    async fn count_click(&self, code: &str) -> Result<crate::store::Clicked> {
         let result = self
             .client()
             .update_item()
@@ -108,17 +108,25 @@ impl CodeStore for DynamoStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        let tenant_of = |item: Option<&super::Item>| {
-            item.and_then(|item| item.get("tenant"))
+        let text = |item: Option<&super::Item>, name: &str| {
+            item.and_then(|item| item.get(name))
                 .and_then(|value| value.as_s().ok())
                 .cloned()
         };
         match conditional("UpdateItem", result)? {
-            Some(output) => Ok((true, tenant_of(output.attributes.as_ref()))),
-            None => Ok((
-                false,
-                tenant_of(self.get(&keys::code(code)).await?.as_ref()),
-            )),
+            Some(output) => {
+                let item = output.attributes.as_ref();
+                Ok(crate::store::Clicked {
+                    counted: true,
+                    tenant: text(item, "tenant"),
+                    owner: text(item, "user_id"),
+                    program_id: text(item, "program_id"),
+                })
+            }
+            None => Ok(crate::store::Clicked {
+                tenant: text(self.get(&keys::code(code)).await?.as_ref(), "tenant"),
+                ..Default::default()
+            }),
         }
     }
 

@@ -15,6 +15,8 @@
 //! | referrer earnings  | `TENANT#{t}#USER#{u}`                 | `EARNINGS#PROGRAM#{p}` |                         |                    |
 //! | program budget use | `TENANT#{t}#BUDGET#{p}`               | `total` or `{yyyy-mm}` |                         |                    |
 //! | payout address use | `TENANT#{t}#PAYOUT_ADDRESS#{sha-256}` | `USERS`        |                                 |                    |
+//! | promoter's day     | `TENANT#{t}#USER#{u}`                 | `DAY#{yyyy-mm-dd}` |                             |                    |
+//! | program's day      | `TENANT#{t}#PROGRAM_DAYS#{p}`         | `{yyyy-mm-dd}` |                                 |                    |
 //! | balance            | `TENANT#{t}#USER#{u}`                 | `BALANCE#{currency}` | `TENANT#{t}#USER#{u}`     | `PROMOTER#BALANCE#{currency}` |
 //! | code in a program  | `CODE#{code}`                         | `PROGRAM#{p}`  |                                 |                    |
 //! | release job        | `TENANT#{t}#USER#{u}`                 | `RELEASE#{p}#{relation or *}` |                  |                    |
@@ -328,6 +330,30 @@ pub fn referrer_stats(tenant_id: &str, referrer: &str, program_id: &str) -> Key 
         pk: user(tenant_id, referrer),
         sk: format!("STATS#PROGRAM#{program_id}"),
     }
+}
+
+/// A promoter's figures of one UTC day (clicks, sign-ups, ... earned) as referrer.
+pub fn promoter_day(tenant_id: &str, user_id: &str, date: &str) -> Key {
+    Key {
+        pk: user(tenant_id, user_id),
+        sk: format!("{PROMOTER_DAY_PREFIX}{date}"),
+    }
+}
+
+/// Sort-key prefix of a promoter's days (a range of days is a key range).
+pub const PROMOTER_DAY_PREFIX: &str = "DAY#";
+
+/// A program's figures of one UTC day.
+pub fn program_day(tenant_id: &str, program_id: &str, date: &str) -> Key {
+    Key {
+        pk: program_days(tenant_id, program_id),
+        sk: date.to_owned(),
+    }
+}
+
+/// The partition of a program's days.
+pub fn program_days(tenant_id: &str, program_id: &str) -> String {
+    format!("{}#PROGRAM_DAYS#{program_id}", tenant(tenant_id))
 }
 
 /// What a referrer earned in a program, counted against its `max_earnings_per_promoter`.

@@ -19,8 +19,8 @@ use crate::domain::promoter::PromoterStatus;
 use crate::domain::referral::Referral;
 use crate::error::{Error, Result};
 use crate::store::{
-    Adjustment, BalanceChange, BalanceKey, CodeCounts, Committed, Counter, MAX_ACTIONS, Plan,
-    RecordedEvent, ReferralStore, RelationWrite, ReleaseJob,
+    Adjustment, BalanceChange, BalanceKey, CodeCounts, Committed, Counter, Day, DaysOf,
+    MAX_ACTIONS, Plan, RecordedEvent, ReferralStore, RelationWrite, ReleaseJob,
 };
 use keys::Key;
 
@@ -49,6 +49,8 @@ enum Action {
     Adjustment,
     /// A counter under a limit (a program's budget, a referrer's earnings cap).
     Spend,
+    /// A day's figures (no condition).
+    Day,
     Stats,
     EmailOwner,
     ReleaseJob,
@@ -147,6 +149,10 @@ impl Expression {
 }
 
 const COUNTER_ENTITY: &str = "spend_counter";
+pub(super) const DAY_ENTITY: &str = "day";
+/// Earnings of a day are attributes `earned_{CURRENCY}` (ADD creates them; a map entry could
+/// not be added to before the map exists).
+pub(super) const EARNED_PREFIX: &str = "earned_";
 
 fn counter_key(counter: &Counter) -> Key {
     match counter {
@@ -160,6 +166,46 @@ fn counter_key(counter: &Counter) -> Key {
             user,
             program_id,
         } => keys::referrer_earnings(tenant, user, program_id),
+    }
+}
+
+fn day_key(day: &Day) -> (Key, &str) {
+    match day {
+        Day::Promoter { tenant, user, date } => (keys::promoter_day(tenant, user, date), tenant),
+        Day::Program {
+            tenant,
+            program_id,
+            date,
+        } => (keys::program_day(tenant, program_id, date), tenant),
+    }
+}
+
+/// A day's figures from its item (its date from its sort key after `prefix`).
+fn day_figures(item: &Item, prefix: &str) -> crate::domain::stats::DayFigures {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let count = |value: &AttributeValue| {
+        value
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let of = |name: &str| item.get(name).map(count).unwrap_or(0);
+    crate::domain::stats::DayFigures {
+        date: text(keys::SK)
+            .map(|sk| sk.trim_start_matches(prefix).to_owned())
+            .unwrap_or_default(),
+        clicks: of("clicks"),
+        signups: of("signups"),
+        verified: of("verified"),
+        converted: of("converted"),
+        earned: item
+            .iter()
+            .filter_map(|(name, value)| {
+                name.strip_prefix(EARNED_PREFIX)
+                    .map(|currency| (currency.to_owned(), count(value)))
+            })
+            .collect(),
     }
 }
 
@@ -385,6 +431,19 @@ impl DynamoStore {
         }
         for adjustment in &plan.adjustments {
             actions.push((Action::Adjustment, self.adjustment_action(adjustment)?));
+        }
+        for day in plan.days.iter().filter(|d| !d.is_empty()) {
+            let mut expression = Expression::default();
+            let (key, tenant) = day_key(&day.day);
+            expression.set(keys::ENTITY_TYPE, string(DAY_ENTITY));
+            expression.set("tenant", string(tenant));
+            expression.add("signups", day.signups);
+            expression.add("verified", day.verified);
+            expression.add("converted", day.converted);
+            for (currency, amount) in &day.earned {
+                expression.add(&format!("{EARNED_PREFIX}{currency}"), *amount);
+            }
+            actions.push((Action::Day, expression.update(self.table(), &key, None)?));
         }
         for spend in plan.spend.iter().filter(|s| s.add != 0) {
             let mut expression = Expression::default();
@@ -825,6 +884,67 @@ impl ReferralStore for DynamoStore {
             .await
             .map_err(|error| super::sdk_error("Query", error))?;
         Ok(u64::try_from(output.count).unwrap_or(0))
+    }
+
+    async fn days(
+        &self,
+        of: &DaysOf,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::domain::stats::DayFigures>> {
+        let (partition, prefix) = match of {
+            DaysOf::Promoter { tenant, user } => (
+                keys::user_partition(tenant, user),
+                keys::PROMOTER_DAY_PREFIX,
+            ),
+            DaysOf::Program { tenant, program_id } => (keys::program_days(tenant, program_id), ""),
+        };
+        let mut days = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", string(&partition))
+                .expression_attribute_values(":from", string(format!("{prefix}{from}")))
+                .expression_attribute_values(":to", string(format!("{prefix}{to}")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|error| super::sdk_error("Query", error))?;
+            for item in output.items.unwrap_or_default() {
+                days.push(day_figures(&item, prefix));
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(days),
+            }
+        }
+    }
+
+    async fn add_clicks(&self, days: &[Day]) -> Result<()> {
+        let writes = days.iter().map(|day| async move {
+            let (key, tenant) = day_key(day);
+            self.client()
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(key_item(&key)))
+                .update_expression("ADD clicks :one SET entity_type = :kind, tenant = :tenant")
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":kind", string(DAY_ENTITY))
+                .expression_attribute_values(":tenant", string(tenant))
+                .send()
+                .await
+                .map_err(|error| super::sdk_error("UpdateItem", error))
+        });
+        for result in futures::future::join_all(writes).await {
+            result?;
+        }
+        Ok(())
     }
 
     async fn counters(&self, counters: &[Counter]) -> Result<Vec<i64>> {
