@@ -317,3 +317,28 @@ fn sam_builds_the_functions_one_at_a_time() {
         .collect();
     assert_eq!(parallel, ["parallel = false"], "{build}");
 }
+
+/// Each function may read the indexes its routes query (an index missing from a policy is an
+/// AccessDenied in AWS that no emulator shows): the back office's lists read GSI3, relations
+/// by id GSI2, a user's items GSI1.
+#[test]
+fn every_function_may_query_the_indexes_its_routes_use() {
+    let template = template();
+    let resources = &template["Resources"];
+    for (function, indexes) in [
+        ("PromotersFunction", &["GSI1", "GSI3"][..]),
+        ("ReferralsFunction", &["GSI1", "GSI2", "GSI3"][..]),
+        ("CodesFunction", &["GSI1"][..]),
+        ("InvitationsFunction", &["GSI1"][..]),
+        ("ReconcilerFunction", &["GSI2"][..]),
+    ] {
+        let policies =
+            serde_yaml::to_string(&resources[function]["Properties"]["Policies"]).unwrap();
+        for index in indexes {
+            assert!(
+                policies.contains(&format!("/index/{index}")),
+                "{function} may not query {index}: {policies}"
+            );
+        }
+    }
+}
