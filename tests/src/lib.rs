@@ -176,9 +176,32 @@ pub const TABLE: TableShape = TableShape {
                 (keys::GSI3SK, KeyType::Range),
             ],
         ),
+        (
+            keys::BOARD_SIGNUPS,
+            [
+                (keys::PK, KeyType::Hash),
+                (keys::BOARD_SIGNUPS_ATTRIBUTE, KeyType::Range),
+            ],
+        ),
+        (
+            keys::BOARD_EARNED,
+            [
+                (keys::PK, KeyType::Hash),
+                (keys::BOARD_EARNED_ATTRIBUTE, KeyType::Range),
+            ],
+        ),
     ],
     ttl_attribute: keys::TTL,
 };
+
+/// The type of a key attribute: the leaderboards' scores are numbers, every other key a string.
+pub fn attribute_type(name: &str) -> ScalarAttributeType {
+    if name == keys::BOARD_SIGNUPS_ATTRIBUTE || name == keys::BOARD_EARNED_ATTRIBUTE {
+        ScalarAttributeType::N
+    } else {
+        ScalarAttributeType::S
+    }
+}
 
 /// The billing-credit queue and its dead-letter queue, as in `template.yaml`.
 pub const BILLING_QUEUE: &str = "referral-billing-credits";
@@ -203,7 +226,12 @@ fn key_schema(key: &[(&str, KeyType); 2]) -> Vec<KeySchemaElement> {
 pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), BoxError> {
     let mut attributes: Vec<&str> = TABLE.key.iter().map(|(name, _)| *name).collect();
     for (_, key) in TABLE.indexes {
-        attributes.extend(key.iter().map(|(name, _)| *name));
+        // An index may share the table's partition key (the leaderboards do): defined once.
+        for (name, _) in key {
+            if !attributes.contains(name) {
+                attributes.push(name);
+            }
+        }
     }
     let mut create = client
         .create_table()
@@ -221,7 +249,7 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
         create = create.attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
+                .attribute_type(attribute_type(name))
                 .build()?,
         );
     }

@@ -8,6 +8,7 @@
 //! | `PATCH /v1/programs/{id}`   | 1 `GetItem` + 1 `PutItem` (rename: `TransactWriteItems`) |
 //! | `DELETE /v1/programs/{id}`  | 1 `UpdateItem`                                    |
 //! | `GET /v1/programs/{id}/stats` | 1 `GetItem` + 1 `Query` (the program's day items), in parallel |
+//! | `GET /v1/programs/{id}/leaderboard` | 1 `GetItem` + 1 `Query` of at most 100 items (a numeric index), in parallel |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -23,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/programs", post(create).get(list))
         .route("/v1/programs/{id}", get(read).patch(update).delete(archive))
         .route("/v1/programs/{id}/stats", get(stats))
+        .route("/v1/programs/{id}/leaderboard", get(leaderboard))
 }
 
 async fn create(
@@ -70,6 +72,17 @@ async fn stats(
 ) -> Result<Json<referral::domain::stats::Stats>> {
     Ok(Json(
         referral::domain::stats::program_stats(&state.store, &admin.tenant, &id, &range).await?,
+    ))
+}
+
+async fn leaderboard(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<referral::domain::stats::BoardQuery>,
+) -> Result<Json<referral::domain::stats::Leaderboard>> {
+    Ok(Json(
+        referral::domain::stats::leaderboard(&state.store, &admin.tenant, &id, &query).await?,
     ))
 }
 

@@ -36,6 +36,26 @@ pub fn program_day(tenant: &str, program_id: &str, at: OffsetDateTime) -> Day {
     }
 }
 
+/// A referrer's entries in a program's leaderboards at `at`: all time and the month.
+pub fn board_days(tenant: &str, program_id: &str, referrer: &str, at: OffsetDateTime) -> [Day; 2] {
+    let entry = |period: String| Day::Board {
+        tenant: tenant.to_owned(),
+        program_id: program_id.to_owned(),
+        period,
+        referrer: referrer.to_owned(),
+    };
+    [entry(ALL_TIME.to_owned()), entry(month_of(at))]
+}
+
+/// The all-time leaderboard's period.
+pub const ALL_TIME: &str = "all";
+
+/// The month of `at` (UTC) as leaderboard periods spell it: `2026-11`.
+pub fn month_of(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!("{:04}-{:02}", at.year(), u8::from(at.month()))
+}
+
 /// What a change of a relation of `referrer` in `program_id` counts, on today's days of both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counted {
@@ -52,10 +72,14 @@ pub fn count(
     what: Counted,
     now: OffsetDateTime,
 ) {
-    for day in [
+    let mut days = vec![
         promoter_day(tenant, referrer, now),
         program_day(tenant, program_id, now),
-    ] {
+    ];
+    if what == Counted::Signup {
+        days.extend(board_days(tenant, program_id, referrer, now));
+    }
+    for day in days {
         let figures = plan.day(day);
         match what {
             Counted::Signup => figures.signups += 1,
@@ -79,6 +103,15 @@ pub fn earn(
     let mut days = vec![program_day(&reward.tenant, &reward.program_id, now)];
     if reward.recipient == crate::domain::program::Recipient::Referrer {
         days.push(promoter_day(&reward.tenant, &reward.user_id, now));
+        // Leaderboards rank cash earned (a program pays it in its one currency).
+        if reward.kind == crate::domain::program::RewardKind::Cash {
+            days.extend(board_days(
+                &reward.tenant,
+                &reward.program_id,
+                &reward.user_id,
+                now,
+            ));
+        }
     }
     for day in days {
         *plan
@@ -190,6 +223,99 @@ pub fn stats(from: Date, to: Date, found: Vec<DayFigures>) -> Stats {
         days,
         totals,
     }
+}
+
+/// One referrer in a leaderboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Leader {
+    pub user_id: String,
+    pub signups: i64,
+    /// Cash earned in the program (its currency, minor units), less what was taken back.
+    pub earned: i64,
+}
+
+/// The most referrers a leaderboard lists.
+pub const LEADERS: usize = 100;
+
+/// The query of `GET /v1/programs/{id}/leaderboard`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct BoardQuery {
+    /// `earned` (the default) or `signups`.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// `all`, `month` (the default: this month) or a month `2026-11`.
+    #[serde(default)]
+    pub period: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Leaderboard {
+    pub program_id: String,
+    pub currency: String,
+    pub metric: &'static str,
+    pub period: String,
+    pub leaders: Vec<Ranked>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ranked {
+    pub rank: usize,
+    #[serde(flatten)]
+    pub leader: Leader,
+}
+
+/// A program's top referrers of a period, by cash earned or by sign-ups: the program's
+/// `GetItem` and one `Query` of at most 100 items (a numeric index per metric), in parallel.
+pub async fn leaderboard(
+    store: &(impl crate::store::ReferralStore + crate::store::ProgramStore),
+    tenant: &str,
+    id: &str,
+    query: &BoardQuery,
+) -> Result<Leaderboard> {
+    let by_earnings = match query.metric.as_deref().unwrap_or("earned") {
+        "earned" => true,
+        "signups" => false,
+        _ => return Err(Error::invalid("metric", "must be earned or signups")),
+    };
+    let period = match query.period.as_deref().unwrap_or("month") {
+        "month" => month_of(crate::clock::now()),
+        ALL_TIME => ALL_TIME.to_owned(),
+        month
+            if month.len() == 7
+                && Date::parse(
+                    &format!("{month}-01"),
+                    &time::format_description::well_known::Iso8601::DATE,
+                )
+                .is_ok() =>
+        {
+            month.to_owned()
+        }
+        _ => {
+            return Err(Error::invalid(
+                "period",
+                "must be all, month or a month such as 2026-11",
+            ));
+        }
+    };
+    let (program, leaders) = tokio::join!(
+        crate::domain::program::get_program(store, tenant, id),
+        store.leaders(tenant, id, &period, by_earnings, LEADERS),
+    );
+    let program = program?;
+    Ok(Leaderboard {
+        program_id: program.id,
+        currency: program.currency,
+        metric: if by_earnings { "earned" } else { "signups" },
+        period,
+        leaders: leaders?
+            .into_iter()
+            .enumerate()
+            .map(|(i, leader)| Ranked {
+                rank: i + 1,
+                leader,
+            })
+            .collect(),
+    })
 }
 
 /// A promoter's figures as referrer over `range`: one `Query` of their day items.

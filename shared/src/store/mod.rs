@@ -333,6 +333,14 @@ pub enum Day {
         program_id: String,
         date: String,
     },
+    /// A referrer's entry in a program's leaderboard of one period (`all`, or `yyyy-mm`):
+    /// only `signups` and `earned` (cash) count there.
+    Board {
+        tenant: String,
+        program_id: String,
+        period: String,
+        referrer: String,
+    },
 }
 
 /// Whose days: a promoter's (as referrer) or a program's.
@@ -775,6 +783,17 @@ pub trait ReferralStore: Send + Sync {
     /// Adds a click to each of `days` (best effort: the caller logs a failure): one `UpdateItem`
     /// each, in parallel.
     fn add_clicks(&self, days: &[Day]) -> impl Future<Output = Result<()>> + Send;
+
+    /// The top `limit` referrers of a program's leaderboard of one period by sign-ups or by
+    /// earnings: one `Query` of a numeric index, descending.
+    fn leaders(
+        &self,
+        tenant: &str,
+        program_id: &str,
+        period: &str,
+        by_earnings: bool,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<crate::domain::stats::Leader>>> + Send;
 
     /// The counters `counters` as read (strongly consistent; absent ones are 0), in order.
     fn counters(&self, counters: &[Counter]) -> impl Future<Output = Result<Vec<i64>>> + Send;

@@ -68,6 +68,7 @@ const EXPECTED: &[(&str, u16)] = &[
     ("programs/list.json", 200),
     ("programs/get.json", 200),
     ("programs/stats.json", 200),
+    ("programs/leaderboard.json", 200),
     ("programs/update.json", 200),
     ("programs/archive.json", 200),
     ("tenants/health.json", 200),

@@ -573,3 +573,108 @@ async fn each_route_costs_its_documented_round_trips() {
         "refused requests touch no table"
     );
 }
+
+#[tokio::test]
+async fn a_leaderboard_ranks_referrers_by_earnings_or_sign_ups_per_period() {
+    let api = Api::new().await;
+    let program = api
+        .program(json!({"name": "Ranked", "currency": "USD", "rewards": [
+            {"recipient": "referrer", "trigger": "signup", "kind": "cash", "amount": 100,
+             "delivery": "payout"},
+            {"recipient": "referrer", "trigger": "each_invoice", "kind": "cash",
+             "percent": 10.0, "delivery": "payout"}]}))
+        .await;
+    // ann: 3 sign-ups, 300; ben: 1 sign-up and an invoice, 100 + 900; cat: 2 sign-ups, 200.
+    let mut n = 0;
+    for (referrer, signups) in [("ann", 3), ("ben", 1), ("cat", 2)] {
+        let code = api.code_of(referrer).await;
+        for _ in 0..signups {
+            n += 1;
+            api.signed_up(json!({"code": code, "referred_user_id": format!("u{n}")}))
+                .await;
+        }
+    }
+    let ben_referred = "u4";
+    api.invoiced(
+        json!({"event_id": "in-1", "user_id": ben_referred, "amount_paid": 9000,
+                        "currency": "USD"}),
+    )
+    .await;
+    let board = |query: &str| {
+        let api = &api;
+        let path = format!("/v1/programs/{program}/leaderboard{query}");
+        async move {
+            let (status, board) = api.admin(Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{board}");
+            board
+        }
+    };
+    let ranked = |board: &Value| -> Vec<(u64, String, i64, i64)> {
+        board["leaders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["rank"].as_u64().unwrap(),
+                    l["user_id"].as_str().unwrap().to_owned(),
+                    l["signups"].as_i64().unwrap(),
+                    l["earned"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let earned = board("").await;
+    assert_eq!(
+        (&earned["metric"], &earned["currency"]),
+        (&json!("earned"), &json!("USD"))
+    );
+    assert_eq!(
+        ranked(&earned),
+        [
+            (1, "ben".to_owned(), 1, 1000),
+            (2, "ann".to_owned(), 3, 300),
+            (3, "cat".to_owned(), 2, 200)
+        ]
+    );
+    let by_signups = board("?metric=signups&period=all").await;
+    assert_eq!(by_signups["period"], "all");
+    assert_eq!(
+        ranked(&by_signups)
+            .into_iter()
+            .map(|(_, user, signups, _)| (user, signups))
+            .collect::<Vec<_>>(),
+        [
+            ("ann".to_owned(), 3),
+            ("cat".to_owned(), 2),
+            ("ben".to_owned(), 1)
+        ]
+    );
+    // A refund takes its share off the board too.
+    api.service(
+        Method::POST,
+        "/v1/events/refunds",
+        Some(
+            json!({"event_id": "re-1", "user_id": ben_referred, "invoice_event_id": "in-1",
+                    "amount_refunded": 9000, "currency": "USD"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        ranked(&board("?period=all").await)[2],
+        (3, "ben".to_owned(), 1, 100)
+    );
+    assert_eq!(board("?period=2020-01").await["leaders"], json!([]));
+    for bad in ["?metric=clicks", "?period=2026-13", "?period=last"] {
+        assert_error(
+            &api.admin(
+                Method::GET,
+                &format!("/v1/programs/{program}/leaderboard{bad}"),
+                None,
+            )
+            .await,
+            400,
+            "invalid_request",
+        );
+    }
+}

@@ -53,6 +53,14 @@ fn the_local_table_has_the_template_shape() {
         assert_eq!(key_schema(&index["KeySchema"]), expected(key));
         assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("ALL"));
     }
+    for definition in table["AttributeDefinitions"].as_sequence().unwrap() {
+        let name = definition["AttributeName"].as_str().unwrap();
+        assert_eq!(
+            definition["AttributeType"].as_str(),
+            Some(local_stack::attribute_type(name).as_str()),
+            "{name}"
+        );
+    }
     assert_eq!(
         table["TimeToLiveSpecification"]["AttributeName"].as_str(),
         Some(shape.ttl_attribute)
@@ -331,6 +339,7 @@ fn every_function_may_query_the_indexes_its_routes_use() {
         ("CodesFunction", &["GSI1"][..]),
         ("InvitationsFunction", &["GSI1"][..]),
         ("ReconcilerFunction", &["GSI2"][..]),
+        ("ProgramsFunction", &["BOARD_SIGNUPS", "BOARD_EARNED"][..]),
     ] {
         let policies =
             serde_yaml::to_string(&resources[function]["Properties"]["Policies"]).unwrap();

@@ -17,6 +17,7 @@
 //! | payout address use | `TENANT#{t}#PAYOUT_ADDRESS#{sha-256}` | `USERS`        |                                 |                    |
 //! | promoter's day     | `TENANT#{t}#USER#{u}`                 | `DAY#{yyyy-mm-dd}` |                             |                    |
 //! | program's day      | `TENANT#{t}#PROGRAM_DAYS#{p}`         | `{yyyy-mm-dd}` |                                 |                    |
+//! | leaderboard entry  | `TENANT#{t}#BOARD#{p}#{all or yyyy-mm}` | `{referrer}` | (indexes `BOARD_SIGNUPS`, `BOARD_EARNED`: PK / `board_signups`, `board_earned`, numbers) | |
 //! | balance            | `TENANT#{t}#USER#{u}`                 | `BALANCE#{currency}` | `TENANT#{t}#USER#{u}`     | `PROMOTER#BALANCE#{currency}` |
 //! | code in a program  | `CODE#{code}`                         | `PROGRAM#{p}`  |                                 |                    |
 //! | release job        | `TENANT#{t}#USER#{u}`                 | `RELEASE#{p}#{relation or *}` |                  |                    |
@@ -59,6 +60,12 @@ pub const GSI3PK: &str = "GSI3PK";
 pub const GSI3SK: &str = "GSI3SK";
 /// Sparse third index: a tenant's rewards by status.
 pub const GSI3: &str = "GSI3";
+/// Leaderboards: board items (one per program, period and referrer) by sign-ups and by earnings,
+/// numeric sort keys on the items' own partition key: the top 100 is one `Query` of 100 items.
+pub const BOARD_SIGNUPS: &str = "BOARD_SIGNUPS";
+pub const BOARD_EARNED: &str = "BOARD_EARNED";
+pub const BOARD_SIGNUPS_ATTRIBUTE: &str = "board_signups";
+pub const BOARD_EARNED_ATTRIBUTE: &str = "board_earned";
 /// Epoch-seconds attribute DynamoDB's TTL deletes items by (idempotency records and the like).
 pub const TTL: &str = "expires_at_epoch";
 /// Every item names its entity, for humans reading the table and for streams.
@@ -342,6 +349,19 @@ pub fn promoter_day(tenant_id: &str, user_id: &str, date: &str) -> Key {
 
 /// Sort-key prefix of a promoter's days (a range of days is a key range).
 pub const PROMOTER_DAY_PREFIX: &str = "DAY#";
+
+/// A referrer's entry in a program's leaderboard of one period (`all`, or a month).
+pub fn board_entry(tenant_id: &str, program_id: &str, period: &str, referrer: &str) -> Key {
+    Key {
+        pk: board(tenant_id, program_id, period),
+        sk: referrer.to_owned(),
+    }
+}
+
+/// The partition of a program's leaderboard of one period.
+pub fn board(tenant_id: &str, program_id: &str, period: &str) -> String {
+    format!("{}#BOARD#{program_id}#{period}", tenant(tenant_id))
+}
 
 /// A program's figures of one UTC day.
 pub fn program_day(tenant_id: &str, program_id: &str, date: &str) -> Key {

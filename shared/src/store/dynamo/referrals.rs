@@ -150,6 +150,7 @@ impl Expression {
 
 const COUNTER_ENTITY: &str = "spend_counter";
 pub(super) const DAY_ENTITY: &str = "day";
+const BOARD_ENTITY: &str = "board_entry";
 /// Earnings of a day are attributes `earned_{CURRENCY}` (ADD creates them; a map entry could
 /// not be added to before the map exists).
 pub(super) const EARNED_PREFIX: &str = "earned_";
@@ -171,6 +172,15 @@ fn counter_key(counter: &Counter) -> Key {
 
 fn day_key(day: &Day) -> (Key, &str) {
     match day {
+        Day::Board {
+            tenant,
+            program_id,
+            period,
+            referrer,
+        } => (
+            keys::board_entry(tenant, program_id, period, referrer),
+            tenant,
+        ),
         Day::Promoter { tenant, user, date } => (keys::promoter_day(tenant, user, date), tenant),
         Day::Program {
             tenant,
@@ -435,13 +445,20 @@ impl DynamoStore {
         for day in plan.days.iter().filter(|d| !d.is_empty()) {
             let mut expression = Expression::default();
             let (key, tenant) = day_key(&day.day);
-            expression.set(keys::ENTITY_TYPE, string(DAY_ENTITY));
             expression.set("tenant", string(tenant));
-            expression.add("signups", day.signups);
-            expression.add("verified", day.verified);
-            expression.add("converted", day.converted);
-            for (currency, amount) in &day.earned {
-                expression.add(&format!("{EARNED_PREFIX}{currency}"), *amount);
+            if let Day::Board { referrer, .. } = &day.day {
+                expression.set(keys::ENTITY_TYPE, string(BOARD_ENTITY));
+                expression.set("user_id", string(referrer));
+                expression.add(keys::BOARD_SIGNUPS_ATTRIBUTE, day.signups);
+                expression.add(keys::BOARD_EARNED_ATTRIBUTE, day.earned.values().sum());
+            } else {
+                expression.set(keys::ENTITY_TYPE, string(DAY_ENTITY));
+                expression.add("signups", day.signups);
+                expression.add("verified", day.verified);
+                expression.add("converted", day.converted);
+                for (currency, amount) in &day.earned {
+                    expression.add(&format!("{EARNED_PREFIX}{currency}"), *amount);
+                }
             }
             actions.push((Action::Day, expression.update(self.table(), &key, None)?));
         }
@@ -945,6 +962,56 @@ impl ReferralStore for DynamoStore {
             result?;
         }
         Ok(())
+    }
+
+    async fn leaders(
+        &self,
+        tenant: &str,
+        program_id: &str,
+        period: &str,
+        by_earnings: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::stats::Leader>> {
+        let (index, attribute) = if by_earnings {
+            (keys::BOARD_EARNED, keys::BOARD_EARNED_ATTRIBUTE)
+        } else {
+            (keys::BOARD_SIGNUPS, keys::BOARD_SIGNUPS_ATTRIBUTE)
+        };
+        let output = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(index)
+            .key_condition_expression("#pk = :pk AND #score > :zero")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#score", attribute)
+            .expression_attribute_values(":pk", string(keys::board(tenant, program_id, period)))
+            .expression_attribute_values(":zero", number(0))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|error| super::sdk_error("Query", error))?;
+        let of = |item: &Item, name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| crate::domain::stats::Leader {
+                user_id: item
+                    .get(keys::SK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default(),
+                signups: of(item, keys::BOARD_SIGNUPS_ATTRIBUTE),
+                earned: of(item, keys::BOARD_EARNED_ATTRIBUTE),
+            })
+            .collect())
     }
 
     async fn counters(&self, counters: &[Counter]) -> Result<Vec<i64>> {
