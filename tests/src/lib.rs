@@ -32,7 +32,64 @@ pub fn routes() -> Router<AppState> {
 
 /// The finished application over `state`.
 pub fn app(state: AppState) -> Router {
-    referral::http::app(routes(), state)
+    referral::http::app(routes(), state).layer(axum::middleware::from_fn(cors))
+}
+
+/// CORS as the template's `HttpApi` answers it (`CorsConfiguration`; a test compares them):
+/// browsers may call the API from any origin with a bearer token (no cookies, so `*` is safe),
+/// preflights included. API Gateway answers preflights itself; this is its stand-in.
+pub const CORS_METHODS: [&str; 5] = ["GET", "POST", "PATCH", "DELETE", "OPTIONS"];
+pub const CORS_HEADERS: [&str; 4] = [
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-device-id",
+];
+pub const CORS_EXPOSE: [&str; 2] = ["retry-after", "location"];
+pub const CORS_MAX_AGE: u32 = 600;
+
+async fn cors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, Method, StatusCode, header};
+    let preflight = request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ORIGIN)
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight {
+        let mut response = axum::response::Response::new(axum::body::Body::empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_str(&CORS_METHODS.join(",")).expect("ASCII"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_str(&CORS_HEADERS.join(",")).expect("ASCII"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from(CORS_MAX_AGE),
+        );
+        response
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    if !preflight {
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_str(&CORS_EXPOSE.join(",")).expect("ASCII"),
+        );
+    }
+    response
 }
 
 /// Receives up to ten messages of `queue` (waiting up to `wait_seconds`), hands them to

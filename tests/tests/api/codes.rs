@@ -416,3 +416,56 @@ async fn clicks_count_once_per_visit_and_always_redirect() {
     assert_eq!(status, StatusCode::OK);
     assert!(codes.get("link_clicks").is_none());
 }
+
+#[tokio::test]
+async fn browsers_may_call_the_api_from_any_origin_preflights_included() {
+    use tower::ServiceExt;
+    let api = Api::new().await;
+    let code = promoter(&api, "alice").await["referral_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let preflight = axum::http::Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/v1/promoters/me")
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let answer = api.router.clone().oneshot(preflight).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    let header = |answer: &axum::response::Response, name: &str| {
+        answer
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header(&answer, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert!(
+        header(&answer, "access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    // A public look-up from a tenant's sign-up page ("you get $10"), and an error answer, both
+    // readable by the page.
+    for path in [
+        format!("/v1/codes/{code}"),
+        "/v1/codes/NOSUCHCODE".to_owned(),
+    ] {
+        let request = axum::http::Request::builder()
+            .uri(&path)
+            .header("origin", "https://shop.example.org")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let answer = api.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(
+            header(&answer, "access-control-allow-origin").as_deref(),
+            Some("*"),
+            "{path}"
+        );
+    }
+}

@@ -351,3 +351,29 @@ fn every_function_may_query_the_indexes_its_routes_use() {
         }
     }
 }
+
+#[test]
+fn the_local_server_answers_cors_as_the_template_configures_it() {
+    let template = template();
+    let cors = &template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+    let list = |name: &str| -> Vec<String> {
+        cors[name]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(list("AllowOrigins"), ["*"]);
+    assert_eq!(list("AllowMethods"), local_stack::CORS_METHODS);
+    assert_eq!(list("AllowHeaders"), local_stack::CORS_HEADERS);
+    assert_eq!(list("ExposeHeaders"), local_stack::CORS_EXPOSE);
+    assert_eq!(
+        cors["MaxAge"].as_u64(),
+        Some(local_stack::CORS_MAX_AGE.into())
+    );
+    assert!(
+        cors["AllowCredentials"].is_null(),
+        "no cookies: no credentials"
+    );
+}
