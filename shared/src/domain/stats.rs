@@ -135,6 +135,16 @@ pub struct DayFigures {
     pub earned: BTreeMap<String, i64>,
 }
 
+/// The figures of a whole range.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub clicks: i64,
+    pub signups: i64,
+    pub verified: i64,
+    pub converted: i64,
+    pub earned: BTreeMap<String, i64>,
+}
+
 /// `GET …/stats`: a series per day (every day of the range, zero-filled), the totals and the
 /// conversion rates.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -142,7 +152,7 @@ pub struct Stats {
     pub from: String,
     pub to: String,
     pub days: Vec<DayFigures>,
-    pub totals: DayFigures,
+    pub totals: Totals,
     /// Sign-ups per click, `null` without clicks.
     pub signup_rate: Option<f64>,
     /// Converted (paid) per sign-up, `null` without sign-ups.
@@ -191,7 +201,7 @@ pub fn stats(from: Date, to: Date, found: Vec<DayFigures>) -> Stats {
     let mut by_date: BTreeMap<String, DayFigures> =
         found.into_iter().map(|d| (d.date.clone(), d)).collect();
     let mut days = Vec::new();
-    let mut totals = DayFigures::default();
+    let mut totals = Totals::default();
     let mut date = from;
     loop {
         let key = date.to_string();
