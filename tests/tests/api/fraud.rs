@@ -36,13 +36,7 @@ async fn a_suspended_promoter_refers_nobody_is_held_and_cannot_withdraw_until_re
                         "currency": "USD"}),
     )
     .await;
-    api.as_promoter(
-        "alice",
-        Method::PATCH,
-        "/v1/promoters/me/payout-method",
-        Some(json!({"method": "paypal", "payment_address": "alice@example.com"})),
-    )
-    .await;
+    api.pays_out_to("alice", "alice@example.com").await;
 
     let path = "/v1/promoters/alice";
     for body in [
@@ -246,13 +240,7 @@ async fn each_fraud_rule_holds_its_sign_ups_with_its_reason_until_an_admin_decid
     // referee's), for both of them.
     let carol = api.code_of("carol").await;
     for user in ["alice", "carol"] {
-        api.as_promoter(
-            user,
-            Method::PATCH,
-            "/v1/promoters/me/payout-method",
-            Some(json!({"method": "paypal", "payment_address": "shared@example.com"})),
-        )
-        .await;
+        api.pays_out_to(user, "shared@example.com").await;
     }
     let shared = api
         .signed_up(json!({"code": carol, "referred_user_id": "u-carol"}))
@@ -265,13 +253,7 @@ async fn each_fraud_rule_holds_its_sign_ups_with_its_reason_until_an_admin_decid
         ]
     );
     // Carol moves to her own address: her next rewards pay.
-    api.as_promoter(
-        "carol",
-        Method::PATCH,
-        "/v1/promoters/me/payout-method",
-        Some(json!({"method": "paypal", "payment_address": "carol@example.com"})),
-    )
-    .await;
+    api.pays_out_to("carol", "carol@example.com").await;
     let clean = api
         .signed_up(json!({"code": carol, "referred_user_id": "u-carol-2",
                           "referred_email": "friend@outlook.com", "ip": "192.0.2.44"}))

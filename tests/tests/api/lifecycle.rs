@@ -489,13 +489,7 @@ async fn a_refund_after_withdrawal_leaves_a_negative_balance_the_next_reward_net
                         "currency": "USD"}),
     )
     .await;
-    api.as_promoter(
-        "alice",
-        Method::PATCH,
-        "/v1/promoters/me/payout-method",
-        Some(json!({"method": "paypal", "payment_address": "alice@example.com"})),
-    )
-    .await;
+    api.pays_out_to("alice", "alice@example.com").await;
     let (status, payout) = api
         .as_promoter(
             "alice",

@@ -142,13 +142,7 @@ async fn currencies_are_never_summed_together() {
     );
 
     // A withdrawal is for one currency.
-    api.as_promoter(
-        "alice",
-        Method::PATCH,
-        "/v1/promoters/me/payout-method",
-        Some(json!({"method": "paypal", "payment_address": "alice@example.com"})),
-    )
-    .await;
+    api.pays_out_to("alice", "alice@example.com").await;
     let refused = api
         .as_promoter("alice", Method::POST, "/v1/promoters/me/payouts", None)
         .await;

@@ -874,13 +874,7 @@ async fn admins_list_promoters_by_status_and_payouts_to_pay() {
     // Payouts to pay: alice withdraws; the list shows it until it is paid.
     api.signed_up(json!({"code": codes["alice"], "referred_user_id": "zed"}))
         .await;
-    api.as_promoter(
-        "alice",
-        Method::PATCH,
-        "/v1/promoters/me/payout-method",
-        Some(json!({"method": "paypal", "payment_address": "alice@example.com"})),
-    )
-    .await;
+    api.pays_out_to("alice", "alice@example.com").await;
     let (status, payout) = api
         .as_promoter("alice", Method::POST, "/v1/promoters/me/payouts", None)
         .await;

@@ -557,13 +557,7 @@ async fn money_invariants_hold_under_faults_and_concurrency() {
     for i in 0..REFERRERS {
         let user = format!("referrer-{i}");
         world.codes.push(api.code_of(&user).await);
-        api.as_promoter(
-            &user,
-            Method::PATCH,
-            "/v1/promoters/me/payout-method",
-            Some(json!({"method": "paypal", "payment_address": format!("{user}@example.com")})),
-        )
-        .await;
+        api.pays_out_to(&user, &format!("{user}@example.com")).await;
         api.as_promoter(
             &user,
             Method::PATCH,

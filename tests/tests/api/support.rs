@@ -281,6 +281,19 @@ impl Api {
         self.call(method, path, Some(&token), body).await
     }
 
+    /// `user` sets PayPal at `address` as their payout method (it must be accepted).
+    pub async fn pays_out_to(&self, user: &str, address: &str) {
+        let (status, answer) = self
+            .as_promoter(
+                user,
+                Method::PATCH,
+                "/v1/promoters/me/payout-method",
+                Some(serde_json::json!({"method": "paypal", "payment_address": address})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
     /// Every item of a paged list (`{items, next_cursor}`) at `path` (which has a query string),
     /// read with `token`, following `next_cursor` to the end.
     pub async fn all_pages(&self, token: &str, path: &str) -> Vec<Value> {
