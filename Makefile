@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < tests/emulator/requirements.txt | cu
 PORT ?= 3000
 EMULATOR_PORT ?= 5005
 
-.PHONY: dev test venv sam-venv bench-venv lint nextest package sam-build bench clean
+.PHONY: dev demo test portal-deps portal-test screenshots venv sam-venv bench-venv lint nextest package sam-build bench clean
 
 venv: $(STAMP)
 
@@ -35,19 +35,51 @@ $(SAM_STAMP):
 ## make dev: the emulator on 127.0.0.1:$(EMULATOR_PORT) and every route on 127.0.0.1:$(PORT).
 dev: venv
 	cargo build -p local-stack --bin local-server
-	PORT=$(PORT) tests/emulator/with-emulator.sh $(EMULATOR_PORT) target/debug/local-server
+	PORT=$(PORT) DEMO=$(DEMO) tests/emulator/with-emulator.sh $(EMULATOR_PORT) target/debug/local-server
+
+## make demo: make dev, with user-1 given a month of activity first (clicks, sign-ups, invoices, a
+## refund, a payout: through the routes, the clock moved back day by day); open the printed
+## portal URL.
+demo:
+	$(MAKE) dev DEMO=1
 
 ## make test: format and lints, template checks (cfn-lint, sam validate), the README's walkthrough
 ## run verbatim against the local server (its calls timed), contract fuzzing of the local server
 ## against openapi.yaml, then every unit and integration test (cargo nextest; the soak test among
 ## them, on an emulator of its own injecting faults), each run against an emulator of its own.
-test: venv sam-venv lint nextest
+test: venv sam-venv portal-deps lint nextest
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	cargo build -p local-stack --bin local-server
 	tests/emulator/with-emulator.sh 0 tests/emulator/walkthrough.sh
+	tests/emulator/with-emulator.sh 0 tests/portal/run.sh
 	tests/emulator/with-emulator.sh 0 tests/emulator/contract.sh
 	tests/emulator/with-emulator.sh 0 cargo nextest run --config-file tests/nextest.toml --workspace --all-targets --no-fail-fast -j 6
+
+## The portal's browser test (part of make test): Debian's Chromium (apt, when missing; Playwright
+## never downloads a browser here) and the test's two pinned npm packages, playwright-core and
+## axe-core, into tests/portal/node_modules.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PORTAL_STAMP := tests/portal/node_modules/.installed-$(shell cksum < tests/portal/package-lock.json | cut -d' ' -f1)
+
+portal-deps: $(PORTAL_STAMP)
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
+
+$(PORTAL_STAMP): tests/portal/package-lock.json
+	cd tests/portal && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+## make portal-test: only the browser test (screenshots under target/portal/).
+portal-test: venv portal-deps
+	cargo build -p local-stack --bin local-server
+	tests/emulator/with-emulator.sh 0 tests/portal/run.sh
+
+## make screenshots: the browser test, then its screenshots copied to where the README shows them.
+screenshots: portal-test
+	cp target/portal/desktop.png target/portal/phone.png functions/portal/screenshots/
 
 # The test runner; machines of this project's kind ship it, others get it from crates.io.
 nextest:
@@ -61,7 +93,7 @@ lint:
 ## the sizes printed. Slow (a cross build); not part of make test. cargo-lambda and zig come from
 ## PyPI into .venv-package (kept apart from the emulator's virtualenv).
 PACKAGE_VENV := .venv-package
-FUNCTIONS := programs promoters codes referrals invitations tenants webhooks dispatcher billing-consumer webhook-sender reconciler
+FUNCTIONS := programs promoters codes referrals invitations tenants webhooks dispatcher billing-consumer webhook-sender reconciler portal
 
 package:
 	test -x $(PACKAGE_VENV)/bin/cargo-lambda || ($(PYTHON) -m venv $(PACKAGE_VENV) && $(PACKAGE_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2 ziglang)

@@ -2,9 +2,27 @@
 
 use time::OffsetDateTime;
 
+/// How far this process's clock is moved (milliseconds; `dev-clock` only).
+#[cfg(feature = "dev-clock")]
+static OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Moves this process's clock by `offset` (back, when negative): `make demo` writes a month of
+/// activity through the routes, one day at a time. Only the local stack enables the `dev-clock`
+/// feature; no function is built with it.
+#[cfg(feature = "dev-clock")]
+pub fn set_offset(offset: time::Duration) {
+    OFFSET_MS.store(
+        offset.whole_milliseconds() as i64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 /// Now, in UTC, truncated to whole milliseconds.
 pub fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
+    #[cfg(feature = "dev-clock")]
+    let now =
+        now + time::Duration::milliseconds(OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed));
     now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
         .expect("a truncated nanosecond is in range")
 }

@@ -16,6 +16,7 @@ use referral::http::AppState;
 use referral::http::auth::{self, Claims, Role};
 use referral::store::dynamo::keys;
 
+pub mod demo;
 pub mod stream;
 
 /// Every endpoint group, merged: what `make dev` serves on port 3000.
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .merge(invitations::routes())
         .merge(tenants::routes())
         .merge(webhooks::routes())
+        .merge(portal::routes())
 }
 
 /// The finished application over `state`.
@@ -487,16 +489,44 @@ async fn call(
     bearer: &str,
     body: serde_json::Value,
 ) -> Result<serde_json::Value, BoxError> {
+    request(app, axum::http::Method::POST, path, bearer, Some(body)).await
+}
+
+/// One call through `app`: a JSON body unless `body` is `None` or null, a bearer unless it is
+/// empty. A redirect answers null; any status but 2xx and 3xx is an error.
+pub async fn request(
+    app: &Router,
+    method: axum::http::Method,
+    path: &str,
+    bearer: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, BoxError> {
     use tower::ServiceExt;
-    let request = axum::http::Request::post(path)
-        .header("authorization", format!("Bearer {bearer}"))
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body.to_string()))?;
-    let response = app.clone().oneshot(request).await?;
+    let mut builder = axum::http::Request::builder()
+        .method(method.clone())
+        .uri(path);
+    if !bearer.is_empty() {
+        builder = builder.header("authorization", format!("Bearer {bearer}"));
+    }
+    let body = match body.filter(|body| !body.is_null()) {
+        Some(body) => {
+            builder = builder.header("content-type", "application/json");
+            axum::body::Body::from(body.to_string())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let response = app.clone().oneshot(builder.body(body)?).await?;
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+    if status.is_redirection() {
+        return Ok(serde_json::Value::Null);
+    }
     if !status.is_success() {
-        return Err(format!("POST {path}: {status} {}", String::from_utf8_lossy(&bytes)).into());
+        return Err(format!(
+            "{method} {path}: {status} {}",
+            String::from_utf8_lossy(&bytes)
+        )
+        .into());
     }
     Ok(serde_json::from_slice(&bytes)?)
 }

@@ -106,11 +106,16 @@ impl AppState {
 /// Finishes a router of one or more endpoint groups: JSON 404/405 fallbacks in the error
 /// envelope, one span per request (method, route, request id, tenant), then the state.
 pub fn app(routes: Router<AppState>, state: AppState) -> Router {
+    finish(routes).with_state(state)
+}
+
+/// The fallbacks and the request span of [`app`], for a router of any state (the portal's pages
+/// need none).
+pub fn finish<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
     routes
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(axum::middleware::from_fn(trace_request))
-        .with_state(state)
 }
 
 async fn trace_request(request: Request, next: Next) -> Response {

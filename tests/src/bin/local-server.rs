@@ -67,6 +67,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         ))
         .merge(local_stack::dev_webhook_sink(state.store.clone()));
 
+    // The stream is read from here on: what the dev tenant and the demo write is dispatched.
+    let mut reader =
+        local_stack::stream::StreamReader::open(&sdk, None, &table, true, None).await?;
+    // The dev tenant, through the routes a SaaS operator and the tenant's admin call.
+    let dev = local_stack::DevTenant::create(
+        &app,
+        &operator_key,
+        DEV_TENANT,
+        DEV_PROMOTER,
+        &format!("{api}/dev/billing/{DEV_TENANT}/{{user_id}}"),
+    )
+    .await?;
+
+    // `make demo` (DEMO=1): a month of user-1's activity, written before the queues and the
+    // stream are pumped, so that every credit and event leaves at today's time.
+    let demo = if env("DEMO").is_some_and(|value| value != "0") {
+        let started = std::time::Instant::now();
+        let month = local_stack::demo::seed(&app, &state, &dev, &dev.promoter_token).await?;
+        Some((month, started.elapsed()))
+    } else {
+        None
+    };
+
     // What Lambda's event source mapping and the schedule do in AWS: the consumer drains the
     // queue, the reconciler re-sends what stays undelivered.
     let consumer = billing_consumer::Consumer::new(
@@ -112,8 +135,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         queue.clone(),
         webhook_queue.clone(),
     );
-    let mut reader =
-        local_stack::stream::StreamReader::open(&sdk, None, &table, true, None).await?;
     tokio::spawn(async move {
         loop {
             match reader.pump(&outbox).await {
@@ -147,16 +168,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     });
 
-    // The dev tenant, through the routes a SaaS operator and the tenant's admin call.
-    let dev = local_stack::DevTenant::create(
-        &app,
-        &operator_key,
-        DEV_TENANT,
-        DEV_PROMOTER,
-        &format!("{api}/dev/billing/{DEV_TENANT}/{{user_id}}"),
-    )
-    .await?;
-
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     println!("\nReferral engine, local: {api}  (emulator: {endpoint}, table: {table})");
     println!(
@@ -168,6 +179,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("  export SERVICE_KEY={}", dev.service_key);
     println!("  export PROMOTER_TOKEN={}", dev.promoter_token);
     println!("Try:  curl -s $API/v1/tenant -H \"Authorization: Bearer $ADMIN_KEY\"");
+    if let Some((month, took)) = &demo {
+        println!(
+            "Demo: {DEV_PROMOTER}'s last 30 days written through the routes in {:.1} s ({} requests): {} clicks, {} sign-ups, {} invoices, a refund and a payout.",
+            took.as_secs_f64(),
+            month.requests,
+            month.clicks,
+            month.signups,
+            month.invoices
+        );
+    }
+    println!(
+        "Promoter portal ({DEV_PROMOTER}; `make demo` fills it with a month of activity):\n  {api}/portal#token={}",
+        dev.promoter_token
+    );
     println!(
         "Billing credits of '{DEV_TENANT}' go to {api}/dev/billing/{DEV_TENANT}/{{user_id}} (a dev sink that checks each credit's signature with its tenant's secrets and logs it)."
     );

@@ -95,6 +95,8 @@ const EXPECTED: &[(&str, u16)] = &[
     ("webhooks/deliveries.json", 404),
     ("webhooks/replay-event.json", 404),
     ("webhooks/delete-endpoint.json", 404),
+    ("portal/page.json", 200),
+    ("portal/asset.json", 200),
 ];
 
 /// The operator key the samples carry (`make dev`'s default).

@@ -357,17 +357,27 @@ impl Api {
 
 pub async fn read(response: axum::response::Response) -> (StatusCode, Value) {
     let status = response.status();
-    let yaml = response
+    // `GET /openapi.yaml` and the portal's page and assets answer text, not JSON.
+    let text = response
         .headers()
         .get("content-type")
-        .is_some_and(|value| value == "application/yaml");
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            [
+                "application/yaml",
+                "text/html",
+                "text/css",
+                "text/javascript",
+            ]
+            .iter()
+            .any(|text| value.starts_with(text))
+        });
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
     let json = if bytes.is_empty() {
         Value::Null
-    } else if yaml {
-        // `GET /openapi.yaml`, the one answer that is not JSON: its text.
+    } else if text {
         Value::String(String::from_utf8_lossy(&bytes).into_owned())
     } else {
         serde_json::from_slice(&bytes)

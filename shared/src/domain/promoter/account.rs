@@ -293,7 +293,7 @@ pub async fn recent(
     tenant: &str,
     user: &str,
 ) -> Result<Vec<DayEarnings>> {
-    let today = OffsetDateTime::now_utc().date();
+    let today = crate::clock::now().date();
     let (rewards, promoter) = tokio::join!(
         store.rewards_since(tenant, user, recent_window_start(today)),
         store.find_promoter(tenant, user),
