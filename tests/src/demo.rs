@@ -235,17 +235,15 @@ async fn seed_month(
                 payout = requested["id"].as_str().map(str::to_owned);
             }
         }
-        if days_ago == 10 {
-            if let Some(id) = &payout {
-                seeder
-                    .call(
-                        Method::POST,
-                        &format!("/v1/payouts/{id}/paid"),
-                        &dev.admin_key,
-                        json!({}),
-                    )
-                    .await?;
-            }
+        if let Some(id) = payout.as_ref().filter(|_| days_ago == 10) {
+            seeder
+                .call(
+                    Method::POST,
+                    &format!("/v1/payouts/{id}/paid"),
+                    &dev.admin_key,
+                    json!({}),
+                )
+                .await?;
         }
     }
     Ok(seeder.month)

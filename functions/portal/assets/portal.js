@@ -644,24 +644,26 @@ async function load() {
     fatal("This page opens from your app's referral section: the link you followed has no session. Open it again from the app.");
     return;
   }
-  let me;
-  try {
-    me = await api("GET", "/v1/promoters/me");
-  } catch (error) {
-    fatal(explain(error));
+  // Every call at once: the page waits for the slowest, not for the sum.
+  const requests = [
+    api("GET", "/v1/promoters/me"),
+    api("GET", "/v1/promoters/me/stats"),
+    api("GET", "/v1/promoters/me/referrals?limit=100"),
+    api("GET", "/v1/promoters/me/rewards?limit=100"),
+    api("GET", "/v1/promoters/me/payouts?limit=50"),
+  ];
+  const [mine, stats, referrals, rewards, payouts] = await Promise.allSettled(requests);
+  if (mine.status === "rejected") {
+    fatal(explain(mine.reason));
     return;
   }
+  const me = mine.value;
   state.me = me;
   $("fatal").hidden = true;
   $("content").hidden = false;
   renderMe(me);
-
-  const [stats, referrals, rewards] = await Promise.allSettled([
-    api("GET", "/v1/promoters/me/stats"),
-    api("GET", "/v1/promoters/me/referrals?limit=100"),
-    api("GET", "/v1/promoters/me/rewards?limit=100"),
-    loadPayouts(),
-  ]);
+  if (payouts.status === "fulfilled") renderPayouts(payouts.value.items);
+  else sectionError($("payouts"), payouts.reason);
   if (stats.status === "fulfilled") {
     renderCards(me, stats.value);
     renderChart(stats.value, mainCurrency(me, stats.value));
