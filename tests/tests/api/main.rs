@@ -12,6 +12,7 @@ mod inputs;
 mod invitations;
 mod lifecycle;
 mod money;
+mod portal;
 mod programs;
 mod promoters;
 mod referrals;

@@ -377,3 +377,12 @@ fn the_local_server_answers_cors_as_the_template_configures_it() {
         "no cookies: no credentials"
     );
 }
+
+/// The portal serves files compiled into it: its function may touch nothing in AWS.
+#[test]
+fn the_portal_function_has_no_aws_permission() {
+    let template = template();
+    let portal = &template["Resources"]["PortalFunction"]["Properties"];
+    assert!(portal.is_mapping(), "the template has a PortalFunction");
+    assert!(portal["Policies"].is_null(), "{:?}", portal["Policies"]);
+}
