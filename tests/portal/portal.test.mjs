@@ -129,6 +129,9 @@ try {
   const currency = me.currency;
   assert.ok(referrals.length > 0 && payouts.length > 0, "the demo month has referrals and a payout");
   assert.ok(new Set(rewards.map((r) => r.status)).size >= 2, "rewards in two statuses at least");
+  // The demo clicks every day; the dispatcher counts each click on its own day (from the
+  // stream, after the fact).
+  assert.deepEqual(stats.days.filter((d) => d.clicks === 0), [], "a day without clicks");
 
   const invalidAllowed = (message, url) =>
     message.includes("status of 400") && url.endsWith("/v1/promoters/me/payout-method");

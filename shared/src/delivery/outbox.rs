@@ -6,6 +6,8 @@
 //! endpoint of a test or replay an admin requested); a reward
 //! that became `pending` goes to the billing queue. So a request makes no SQS call, and nothing a
 //! transaction committed can be forgotten: a batch that fails is read again from the stream.
+//! Clicks on referral links are counted into their owners' day figures here too (one
+//! `UpdateItem` per day and batch), so that the click itself is one `UpdateItem`.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +17,8 @@ use crate::delivery::queue::Queue;
 use crate::domain::event::{Entity, Event, events_of};
 use crate::domain::ledger::{Reward, RewardStatus};
 use crate::error::{Error, Result};
-use crate::store::OutboxStore;
-use crate::store::dynamo::outbox::entity;
+use crate::store::dynamo::outbox::{clicks, entity};
+use crate::store::{ClicksSeen, Day, OutboxStore};
 
 /// One committed change of one item, as the stream tells it.
 #[derive(Clone, Debug, Default)]
@@ -77,6 +79,29 @@ fn owes_credit(old: Option<&Entity>, new: Option<&Entity>) -> Option<Reward> {
     (new.status == RewardStatus::Pending && !was_pending).then(|| (**new).clone())
 }
 
+/// Adds `seen` to the day figures of the code's owner (and of an extra code's program) on the
+/// UTC day of the click.
+fn add_clicks(days: &mut Vec<(Day, i64)>, seen: &ClicksSeen) {
+    let mut targets = vec![crate::domain::stats::promoter_day(
+        &seen.tenant,
+        &seen.owner,
+        seen.at,
+    )];
+    if let Some(program) = &seen.program_id {
+        targets.push(crate::domain::stats::program_day(
+            &seen.tenant,
+            program,
+            seen.at,
+        ));
+    }
+    for day in targets {
+        match days.iter_mut().find(|(known, _)| *known == day) {
+            Some((_, count)) => *count += seen.clicks,
+            None => days.push((day, seen.clicks)),
+        }
+    }
+}
+
 impl<S: OutboxStore> Outbox<S> {
     pub fn new(store: S, billing: Queue, webhooks: Queue) -> Self {
         Outbox {
@@ -94,11 +119,15 @@ impl<S: OutboxStore> Outbox<S> {
         let mut events = Vec::new();
         let mut credits = Vec::new();
         let mut requested = Vec::new();
+        let mut days: Vec<(Day, i64)> = Vec::new();
         for change in changes {
             let old = change.old.as_ref().and_then(entity);
             let new = change.new.as_ref().and_then(entity);
             credits.extend(owes_credit(old.as_ref(), new.as_ref()));
             events.extend(events_of(old.as_ref(), new.as_ref()));
+            if let Some(seen) = clicks(change.old.as_ref(), change.new.as_ref()) {
+                add_clicks(&mut days, &seen);
+            }
             if let (None, Some(Entity::DeliveryRequest(request))) = (&old, &new) {
                 requested.extend(
                     request
@@ -119,6 +148,13 @@ impl<S: OutboxStore> Outbox<S> {
                 credits.len(),
                 deliveries.len()
             )));
+        }
+        // Last, once the rest has left: a batch read again would count its clicks twice. Best
+        // effort, like the click itself: a failure is logged, and the batch is not read again.
+        if !days.is_empty()
+            && let Err(error) = self.store.add_clicks(&days).await
+        {
+            tracing::warn!(%error, days = days.len(), "clicks were not added to the day figures");
         }
         Ok(Dispatched {
             events: events.len(),

@@ -247,10 +247,15 @@ pub trait CodeStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<CodeItem>>> + Send;
 
-    /// Adds a click to an active code. Answers whether it counted, the code's tenant (`None`
-    /// for an unknown code; an inactive one costs a second read, to learn its tenant) and, when
-    /// it counted, its owner and program.
-    fn count_click(&self, code: &str) -> impl Future<Output = Result<Clicked>> + Send;
+    /// Adds a click to an active code and notes its time (`last_click_at`: the table's stream
+    /// carries it to the dispatcher, which counts the click in its owner's day figures). Answers
+    /// whether it counted and the code's tenant (`None` for an unknown code; an inactive one
+    /// costs a second read, to learn its tenant).
+    fn count_click(
+        &self,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Clicked>> + Send;
 
     /// A page of the user's extra codes, newest first: one `Query`.
     fn extra_codes(
@@ -266,10 +271,19 @@ pub trait CodeStore: Send + Sync {
 pub struct Clicked {
     pub counted: bool,
     pub tenant: Option<String>,
-    /// The code's owner (counted clicks).
-    pub owner: Option<String>,
+}
+
+/// Clicks a change of a code's item counted, as the stream tells them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClicksSeen {
+    pub tenant: String,
+    /// The code's owner.
+    pub owner: String,
     /// An extra code's program.
     pub program_id: Option<String>,
+    /// When the last of them was counted.
+    pub at: OffsetDateTime,
+    pub clicks: i64,
 }
 
 /// Everything one sign-up or event writes, applied atomically in one `TransactWriteItems`.
@@ -780,10 +794,6 @@ pub trait ReferralStore: Send + Sync {
         to: &str,
     ) -> impl Future<Output = Result<Vec<crate::domain::stats::DayFigures>>> + Send;
 
-    /// Adds a click to each of `days` (best effort: the caller logs a failure): one `UpdateItem`
-    /// each, in parallel.
-    fn add_clicks(&self, days: &[Day]) -> impl Future<Output = Result<()>> + Send;
-
     /// The top `limit` referrers of a program's leaderboard of one period by sign-ups or by
     /// earnings: one `Query` of a numeric index, descending.
     fn leaders(
@@ -955,6 +965,9 @@ pub trait TenantStore: Send + Sync {
 pub trait OutboxStore: WebhookStore {
     /// Keeps `events` (written again unchanged if the same change is read twice).
     fn record_events(&self, events: &[Event]) -> impl Future<Output = Result<()>> + Send;
+
+    /// Adds clicks to days' figures: one `UpdateItem` per day, in parallel.
+    fn add_clicks(&self, clicks: &[(Day, i64)]) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Webhook endpoints, the events kept for replay, deliveries requested and the delivery log.

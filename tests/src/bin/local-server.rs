@@ -135,6 +135,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         queue.clone(),
         webhook_queue.clone(),
     );
+    if demo.is_some() {
+        // The demo's changes dispatched before the server answers: its clicks are in the day
+        // figures (the dispatcher counts them from the stream), its credits on their way.
+        reader.drain(&outbox).await?;
+    }
     tokio::spawn(async move {
         loop {
             match reader.pump(&outbox).await {

@@ -379,8 +379,8 @@ async fn clicks_count_once_per_visit_and_always_redirect() {
     }
     assert_eq!(
         api.round_trips.take(),
-        ["UpdateItem"; 6],
-        "per click: one UpdateItem of the code, one (best effort) of its owner's day figures"
+        ["UpdateItem"; 3],
+        "per click: one UpdateItem of the code (the stream counts it in its owner's day)"
     );
     let (_, location, _) = public(&api, &format!("/r/{}", code.to_lowercase()), &[]).await;
     assert_eq!(

@@ -386,3 +386,17 @@ fn the_portal_function_has_no_aws_permission() {
     assert!(portal.is_mapping(), "the template has a PortalFunction");
     assert!(portal["Policies"].is_null(), "{:?}", portal["Policies"]);
 }
+
+/// The dispatcher writes what the stream tells: events (BatchWriteItem) and clicks on the day
+/// figures (UpdateItem). A missing action is an AccessDenied in AWS that no emulator shows.
+#[test]
+fn the_dispatcher_may_write_events_and_day_clicks() {
+    let template = template();
+    let policies = serde_yaml::to_string(
+        &template["Resources"]["DispatcherFunction"]["Properties"]["Policies"],
+    )
+    .unwrap();
+    for action in ["dynamodb:BatchWriteItem", "dynamodb:UpdateItem"] {
+        assert!(policies.contains(action), "{action}: {policies}");
+    }
+}

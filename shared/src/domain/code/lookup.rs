@@ -238,29 +238,14 @@ pub struct Click {
     pub tenant: Option<String>,
 }
 
-/// Counts a click on `/r/{code}` when the code exists and is active. One `UpdateItem` (an
-/// inactive code: and a `GetItem`, for its tenant), then, best effort, the click on today's
-/// figures of the owner (and of an extra code's program): one `UpdateItem` each, in parallel;
-/// a malformed code costs nothing.
-pub async fn count_click(
-    store: &(impl CodeStore + crate::store::ReferralStore),
-    code: &str,
-) -> Result<Click> {
+/// Counts a click on `/r/{code}` when the code exists and is active: one `UpdateItem` (an
+/// inactive code: and a `GetItem`, for its tenant); a malformed code costs nothing. The day
+/// figures of the owner (and of an extra code's program) count it from the table's stream
+/// ([`crate::delivery::outbox`]), off the visitor's way.
+pub async fn count_click(store: &impl CodeStore, code: &str) -> Result<Click> {
     match normalize(code) {
         Some(code) => {
-            let clicked = store.count_click(&code).await?;
-            if let (true, Some(tenant), Some(owner)) =
-                (clicked.counted, &clicked.tenant, &clicked.owner)
-            {
-                let now = clock::now();
-                let mut days = vec![crate::domain::stats::promoter_day(tenant, owner, now)];
-                if let Some(program) = &clicked.program_id {
-                    days.push(crate::domain::stats::program_day(tenant, program, now));
-                }
-                if let Err(error) = store.add_clicks(&days).await {
-                    tracing::warn!(%error, "a click was not added to the day's figures");
-                }
-            }
+            let clicked = store.count_click(&code, clock::now()).await?;
             Ok(Click {
                 counted: clicked.counted.then_some(code),
                 tenant: clicked.tenant,

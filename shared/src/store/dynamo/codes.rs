@@ -19,7 +19,7 @@ use crate::page::{Page, PageRequest};
 use crate::store::dynamo::keys;
 use crate::store::{CodeItem, CodeStore};
 
-const CODE_ENTITY: &str = "referral_code";
+pub(super) const CODE_ENTITY: &str = "referral_code";
 
 fn code_item(code: &ReferralCode) -> Result<Item> {
     entity_item(
@@ -91,18 +91,23 @@ impl CodeStore for DynamoStore {
         }
     }
 
-    async fn count_click(&self, code: &str) -> Result<crate::store::Clicked> {
+    async fn count_click(
+        &self,
+        code: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::store::Clicked> {
         let result = self
             .client()
             .update_item()
             .table_name(self.table())
             .set_key(Some(key_item(&keys::code(code))))
-            .update_expression("ADD link_clicks :one")
+            .update_expression("ADD link_clicks :one SET last_click_at = :now")
             .condition_expression(
                 "attribute_exists(PK) AND is_active = :true AND (attribute_not_exists(#status) OR #status <> :suspended)",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":now", string(crate::clock::format(now)))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":suspended", string(PromoterStatus::Suspended.as_str()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
@@ -119,8 +124,6 @@ impl CodeStore for DynamoStore {
                 Ok(crate::store::Clicked {
                     counted: true,
                     tenant: text(item, "tenant"),
-                    owner: text(item, "user_id"),
-                    program_id: text(item, "program_id"),
                 })
             }
             None => Ok(crate::store::Clicked {

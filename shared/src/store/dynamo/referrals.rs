@@ -170,7 +170,7 @@ fn counter_key(counter: &Counter) -> Key {
     }
 }
 
-fn day_key(day: &Day) -> (Key, &str) {
+pub(super) fn day_key(day: &Day) -> (Key, &str) {
     match day {
         Day::Board {
             tenant,
@@ -941,27 +941,6 @@ impl ReferralStore for DynamoStore {
                 None => return Ok(days),
             }
         }
-    }
-
-    async fn add_clicks(&self, days: &[Day]) -> Result<()> {
-        let writes = days.iter().map(|day| async move {
-            let (key, tenant) = day_key(day);
-            self.client()
-                .update_item()
-                .table_name(self.table())
-                .set_key(Some(key_item(&key)))
-                .update_expression("ADD clicks :one SET entity_type = :kind, tenant = :tenant")
-                .expression_attribute_values(":one", number(1))
-                .expression_attribute_values(":kind", string(DAY_ENTITY))
-                .expression_attribute_values(":tenant", string(tenant))
-                .send()
-                .await
-                .map_err(|error| super::sdk_error("UpdateItem", error))
-        });
-        for result in futures::future::join_all(writes).await {
-            result?;
-        }
-        Ok(())
     }
 
     async fn leaders(
