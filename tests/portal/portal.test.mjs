@@ -23,7 +23,7 @@ const { API, SERVICE_KEY, PROMOTER_TOKEN } = process.env;
 const SCREENSHOTS = process.env.SCREENSHOTS || "target/portal";
 const AXE = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
 const LOCALE = "en-US";
-for (const name of ["API", "SERVICE_KEY", "PROMOTER_TOKEN"]) {
+for (const name of ["API", "ADMIN_KEY", "SERVICE_KEY", "PROMOTER_TOKEN"]) {
   if (!process.env[name]) throw new Error(`${name} is not set: run through tests/portal/run.sh`);
 }
 mkdirSync(SCREENSHOTS, { recursive: true });
@@ -143,7 +143,9 @@ try {
   assert.match(headers["content-security-policy"], /frame-ancestors \*/);
   assert.equal(headers["referrer-policy"], "no-referrer");
   assert.ok(!page.url().includes("token"), `the token left the address bar: ${page.url()}`);
-  step("the page opened with the token in the fragment, then dropped it from the URL");
+  const stored = await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]);
+  assert.deepEqual(stored, [0, 0, ""], "the page stores nothing: the token lives in memory");
+  step("the page opened with the token in the fragment, dropped it from the URL and stored nothing");
 
   assert.equal(await page.inputValue("#link"), me.referral_link);
   assert.equal(await text(page, "#code"), me.referral_code);
@@ -257,6 +259,48 @@ try {
   await accessible(fresh, "a new promoter's page");
   clean(fresh, "a new promoter's page");
   step("a new promoter sees empty states, and why they cannot withdraw");
+
+  // The viewer's locale: amounts and dates as a German reader writes them.
+  const german = await browser.newContext({ locale: "de-DE", timezoneId: "UTC", viewport: desktop });
+  const deutsch = await german.newPage();
+  await load(deutsch, PROMOTER_TOKEN);
+  const euros = new Intl.NumberFormat("de-DE", { style: "currency", currency }).format(
+    stats.totals.earned[currency] / 100,
+  );
+  assert.equal(await text(deutsch, '[data-figure="earned"]'), euros);
+  assert.equal(await text(deutsch, '[data-figure="clicks"]'), new Intl.NumberFormat("de-DE").format(stats.totals.clicks));
+  await german.close();
+  step(`in a German browser the same figures read ${euros}`);
+
+  // Why a balance cannot be withdrawn: below the minimum, then without a payout method.
+  const { ADMIN_KEY } = process.env;
+  const reasonsProgram = await call("POST", "/v1/programs", ADMIN_KEY, {
+    name: "Portal reasons",
+    rewards: [{ recipient: "referrer", trigger: "signup", kind: "cash", amount: 1500, delivery: "payout" }],
+  });
+  assert.equal(reasonsProgram.status, 201, JSON.stringify(reasonsProgram.body));
+  const reasons = await call("POST", "/v1/promoters/portal-reasons/sessions", SERVICE_KEY, {});
+  const reasonsToken = reasons.body.token;
+  const reasonsCode = (await get("/v1/promoters/me", reasonsToken)).referral_code;
+  let reasonsPage;
+  for (const [user, expected] of [
+    ["reasons-1", /You can withdraw once your balance reaches \$20\.00\./],
+    ["reasons-2", /Add a payout method below to withdraw\./],
+  ]) {
+    const signup = await call("POST", "/v1/referrals", SERVICE_KEY, {
+      code: reasonsCode,
+      referred_user_id: user,
+      program_id: reasonsProgram.body.id,
+    });
+    assert.equal(signup.status, 201, JSON.stringify(signup.body));
+    reasonsPage = await open(desktop);
+    await load(reasonsPage, reasonsToken);
+    assert.equal(await reasonsPage.locator("#balances button").isDisabled(), true);
+    assert.match(await text(reasonsPage, "#balances"), expected);
+  }
+  await accessible(reasonsPage, "a balance that cannot be withdrawn");
+  clean(reasonsPage, "a balance that cannot be withdrawn");
+  step("a balance below the minimum, then one without a payout method: the button says why it is disabled");
 
   // 7. Errors in words, never a blank page: no token, a forged token.
   const unauthorizedAllowed = (message) => message.includes("status of 401");
