@@ -132,6 +132,8 @@ try {
   // The demo clicks every day; the dispatcher counts each click on its own day (from the
   // stream, after the fact).
   assert.deepEqual(stats.days.filter((d) => d.clicks === 0), [], "a day without clicks");
+  const later = [...rewards, ...referrals].filter((item) => new Date(item.created) > new Date());
+  assert.deepEqual(later, [], "the demo wrote nothing in the future");
 
   const invalidAllowed = (message, url) =>
     message.includes("status of 400") && url.endsWith("/v1/promoters/me/payout-method");

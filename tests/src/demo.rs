@@ -78,9 +78,18 @@ impl Seeder<'_> {
     }
 }
 
-/// Moves the clock to `days_ago` days before now, at `hour` UTC-ish (an offset in hours).
+/// Moves the clock to `hour` (of 24) of the UTC day `days_ago` days before today; today's hours
+/// are spread over the part of the day that has passed, so nothing happens in the future.
 fn travel(days_ago: i64, hour: i64) {
-    referral::clock::set_offset(-time::Duration::days(days_ago) + time::Duration::hours(hour - 12));
+    let now = time::OffsetDateTime::now_utc();
+    let start = now.date().midnight().assume_utc() - time::Duration::days(days_ago);
+    let span = if days_ago == 0 {
+        now - start
+    } else {
+        time::Duration::DAY
+    };
+    let at = start + span * (hour as f64 / 24.0);
+    referral::clock::set_offset(at - now);
 }
 
 /// Seeds `promoter`'s month in `dev`'s tenant. `promoter_token` must be valid now (it is

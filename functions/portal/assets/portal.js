@@ -401,6 +401,8 @@ async function withdraw(currency, button) {
     $("withdraw-status").textContent = explain(error);
   }
   await Promise.all([loadMe(), loadPayouts()]);
+  // The button was drawn again: keyboard focus goes to what happened.
+  $("withdraw-status").focus();
 }
 
 function renderPayouts(payouts) {
