@@ -1,7 +1,7 @@
 //! Figures over time: day buckets per promoter (as referrer) and per program, kept by the
 //! transactions that change what they count (a sign-up counts its sign-up, a reward what it
-//! earned); clicks, best effort, by the outbox dispatcher from the table's stream (the click itself is
-//! one `UpdateItem` of its code). A range of days is one `Query`.
+//! earned); clicks, best effort, by the outbox dispatcher from the table's stream (the click
+//! itself is one `UpdateItem` of its code). A range of days is one `Query`.
 
 use std::collections::BTreeMap;
 
