@@ -930,6 +930,31 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
         },
     });
 
+    specs.push(Spec {
+        label: "GET /portal",
+        function: "portal",
+        python: None,
+        events: Box::new(|_, _| http_event("GET", "/portal", None, None)),
+        expect: Expect::Status(200),
+        // The page is in the binary: no store call. In-process, the router's answer.
+        direct: Box::new(|_| {
+            Box::pin(async {
+                use tower::ServiceExt;
+                let request = axum::http::Request::get("/portal")
+                    .body(axum::body::Body::empty())
+                    .map_err(|error| error.to_string())?;
+                let response = portal::routes::<()>()
+                    .oneshot(request)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                match response.status().as_u16() {
+                    200 => Ok(()),
+                    status => Err(format!("GET /portal answered {status}")),
+                }
+            })
+        }),
+    });
+
     let redirect = format!("/r/{}", world.code);
     specs.push(Spec {
         label: "GET /r/{code}",
