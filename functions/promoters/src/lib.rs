@@ -114,7 +114,14 @@ async fn me(
     let ip = header("x-forwarded-for")
         .and_then(|v| v.split(',').next())
         .map(str::trim);
-    promoter::note_activity(&state.store, &mut promoter, ip, header("x-device-id")).await;
+    promoter::note_activity(
+        &state.store,
+        &mut promoter,
+        ip,
+        header("x-device-id"),
+        &state.fingerprints,
+    )
+    .await;
     Ok(Json(promoter.view(&base)))
 }
 

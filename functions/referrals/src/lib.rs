@@ -127,7 +127,9 @@ async fn sign_up(
     service: Service,
     JsonBody(input): JsonBody<SignUp>,
 ) -> Result<(StatusCode, Json<Outcome>)> {
-    let outcome = relations::register_referral(&state.store, &service.tenant, &input).await?;
+    let outcome =
+        relations::register_referral(&state.store, &service.tenant, &input, &state.fingerprints)
+            .await?;
     Ok((StatusCode::CREATED, Json(outcome)))
 }
 

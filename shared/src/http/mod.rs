@@ -38,6 +38,8 @@ pub struct Services {
     pub auth: Authenticator,
     /// The billing-credit producer, when `QUEUE_URL` is set.
     pub queue: Option<BillingQueue>,
+    /// The keys of the IP and device digests the fraud rule `same_device` compares.
+    pub fingerprints: crate::domain::referral::fraud::Fingerprints,
 }
 
 impl Deref for AppState {
@@ -82,7 +84,15 @@ impl AppState {
                 .as_ref()
                 .map(|secret| secret.expose()),
         );
+        let fingerprints = crate::domain::referral::fraud::Fingerprints::new(
+            config.jwt_secret.expose(),
+            config
+                .jwt_previous_secret
+                .as_ref()
+                .map(|secret| secret.expose()),
+        );
         AppState(Arc::new(Services {
+            fingerprints,
             auth: Authenticator::new(
                 keyring,
                 config.operator_key.as_ref(),

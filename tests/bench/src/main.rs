@@ -902,7 +902,9 @@ fn specs(bench: &Bench, world: &World) -> Vec<Spec> {
                 // What the handler does: the transaction, and no SQS send (the credits leave
                 // through the table's stream).
                 boxed(async move {
-                    referral::domain::referral::register_referral(&store, "bench", &input).await?;
+                    let keys = referral::domain::referral::fraud::Fingerprints::new("bench", None);
+                    referral::domain::referral::register_referral(&store, "bench", &input, &keys)
+                        .await?;
                     Ok(())
                 })
             })

@@ -88,13 +88,14 @@ pub async fn note_activity(
     promoter: &mut Promoter,
     ip: Option<&str>,
     device: Option<&str>,
+    fingerprints: &crate::domain::referral::fraud::Fingerprints,
 ) {
     let seen: Vec<String> = [("ip", ip), ("device", device)]
         .into_iter()
         .filter_map(|(kind, value)| {
             value
                 .filter(|v| !v.trim().is_empty() && v.len() <= 200)
-                .map(|v| crate::domain::referral::fraud::activity_digest(kind, v))
+                .map(|v| fingerprints.digest(kind, v))
         })
         .collect();
     if seen.iter().all(|d| promoter.recent_activity.contains(d)) {

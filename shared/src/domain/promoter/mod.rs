@@ -74,8 +74,8 @@ pub struct Promoter {
     /// Their own email, as the tenant reports it (fraud rule `same_mailbox`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// Digests of the IPs and devices they were seen on lately, newest first (fraud rule
-    /// `same_device`).
+    /// Keyed digests of the IPs and devices they were seen on lately, newest first (fraud rule
+    /// `same_device`; `fraud::Fingerprints`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_activity: Vec<String>,
     #[serde(with = "rfc3339")]

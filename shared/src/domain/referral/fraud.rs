@@ -31,11 +31,50 @@ pub fn is_disposable(email: &str) -> bool {
     disposable_emails::is_disposable_email(email.trim())
 }
 
-/// A digest of what a device or connection is known by (`ip:...`, `device:...`), kept on the
-/// promoter instead of the value itself.
-pub fn activity_digest(kind: &str, value: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{kind}:{}", value.trim()).as_bytes());
+/// The keys of the digests of what a device or connection is known by, kept on the promoter
+/// instead of the value itself. Keyed (HMAC-SHA256), so that whoever reads the table cannot
+/// enumerate the 2^32 IPv4 addresses back from a digest: the keys are derived from the
+/// engine's signing keys (the current one, and the previous one after a rotation, so that
+/// digests noted before it still match until the promoter is seen again).
+#[derive(Clone)]
+pub struct Fingerprints {
+    current: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
+
+impl Fingerprints {
+    /// The keys derived from the engine's current signing key and the previous one.
+    pub fn new(signing_key: &str, previous: Option<&str>) -> Fingerprints {
+        let derive =
+            |secret: &str| mac(secret.as_bytes(), b"referral-engine activity fingerprints");
+        Fingerprints {
+            current: derive(signing_key),
+            previous: previous.map(derive),
+        }
+    }
+
+    /// The digest noted for `value`, a `kind` (`ip`, `device`) of activity.
+    pub fn digest(&self, kind: &str, value: &str) -> String {
+        digest_with(&self.current, kind, value)
+    }
+
+    /// Whether `noted` holds `value`'s digest under the current key or the previous one.
+    pub fn seen(&self, noted: &[String], kind: &str, value: &str) -> bool {
+        std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .any(|key| noted.contains(&digest_with(key, kind, value)))
+    }
+}
+
+fn mac(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn digest_with(key: &[u8], kind: &str, value: &str) -> String {
+    let digest = mac(key, format!("{kind}:{}", value.trim()).as_bytes());
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -54,6 +93,7 @@ pub fn sign_up_flags(
     rules: &FraudRules,
     referrer: Option<&Promoter>,
     facts: &SignUpFacts,
+    fingerprints: &Fingerprints,
 ) -> Vec<Hold> {
     let mut flags = Vec::new();
     if rules.same_mailbox
@@ -78,11 +118,7 @@ pub fn sign_up_flags(
         && let Some(promoter) = referrer
     {
         let seen = |kind: &str, value: Option<&str>| {
-            value.is_some_and(|value| {
-                promoter
-                    .recent_activity
-                    .contains(&activity_digest(kind, value))
-            })
+            value.is_some_and(|value| fingerprints.seen(&promoter.recent_activity, kind, value))
         };
         if seen("ip", facts.ip) || seen("device", facts.device_id) {
             flags.push(Hold::SameDevice);
@@ -123,14 +159,15 @@ mod tests {
             time::OffsetDateTime::UNIX_EPOCH,
         );
         promoter.email = Some("alice@gmail.com".into());
-        promoter.recent_activity = vec![activity_digest("ip", "203.0.113.7")];
+        let keys = Fingerprints::new("a signing key of the engine", None);
+        promoter.recent_activity = vec![keys.digest("ip", "203.0.113.7")];
         let facts = SignUpFacts {
             referred_email: Some("a.lice+2@gmail.com"),
             ip: Some("203.0.113.7"),
             device_id: None,
             recent_signups: 5,
         };
-        assert!(sign_up_flags(&FraudRules::default(), Some(&promoter), &facts).is_empty());
+        assert!(sign_up_flags(&FraudRules::default(), Some(&promoter), &facts, &keys).is_empty());
         let all = FraudRules {
             same_mailbox: true,
             disposable_email: true,
@@ -142,7 +179,7 @@ mod tests {
             same_device: true,
         };
         assert_eq!(
-            sign_up_flags(&all, Some(&promoter), &facts),
+            sign_up_flags(&all, Some(&promoter), &facts, &keys),
             [Hold::SameMailbox, Hold::Velocity, Hold::SameDevice]
         );
         let other = SignUpFacts {
@@ -152,9 +189,28 @@ mod tests {
             recent_signups: 4,
         };
         assert_eq!(
-            sign_up_flags(&all, Some(&promoter), &other),
+            sign_up_flags(&all, Some(&promoter), &other, &keys),
             [Hold::DisposableEmail]
         );
         assert!(!is_disposable("bob@gmail.com"));
+    }
+
+    #[test]
+    fn digests_are_keyed_and_survive_one_rotation_of_the_key() {
+        let before = Fingerprints::new("key one", None);
+        let noted = vec![before.digest("ip", "203.0.113.7")];
+        // Not the bare SHA-256 of the value, and not another deployment's digest.
+        assert_ne!(
+            noted[0],
+            Fingerprints::new("key two", None).digest("ip", "203.0.113.7")
+        );
+        assert_eq!(noted[0].len(), 24);
+        assert!(before.seen(&noted, "ip", " 203.0.113.7 "));
+        assert!(!before.seen(&noted, "device", "203.0.113.7"));
+        // After a rotation the previous key still matches what was noted under it; the next
+        // rotation forgets it.
+        let rotated = Fingerprints::new("key two", Some("key one"));
+        assert!(rotated.seen(&noted, "ip", "203.0.113.7"));
+        assert!(!Fingerprints::new("key three", Some("key two")).seen(&noted, "ip", "203.0.113.7"));
     }
 }

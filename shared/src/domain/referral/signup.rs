@@ -94,6 +94,7 @@ async fn fraud_checks(
     program: &crate::domain::program::Program,
     referrer: &Referrer,
     facts: &super::fraud::SignUpFacts<'_>,
+    fingerprints: &super::fraud::Fingerprints,
     now: time::OffsetDateTime,
 ) -> (
     Result<Vec<crate::domain::ledger::Hold>>,
@@ -132,7 +133,7 @@ async fn fraud_checks(
         recent_signups: recent,
         ..*facts
     };
-    let flags = super::fraud::sign_up_flags(rules, promoter.as_ref(), &facts);
+    let flags = super::fraud::sign_up_flags(rules, promoter.as_ref(), &facts, fingerprints);
     let holds = super::booking::referrer_holds(store, program, promoter.as_ref()).await;
     (Ok(flags), holds)
 }
@@ -262,6 +263,7 @@ pub async fn register_referral(
     store: &(impl ReferralStore + PromoterStore + CodeStore + ProgramStore + InvitationStore),
     tenant: &str,
     input: &SignUp,
+    fingerprints: &super::fraud::Fingerprints,
 ) -> Result<Outcome> {
     let referred = user_id("referred_user_id", &input.referred_user_id)?;
     let referred_email = input
@@ -336,7 +338,7 @@ pub async fn register_referral(
                 }
             },
             super::booking::spent(store, &program, &referrer.user_id, now),
-            fraud_checks(store, &program, &referrer, &facts, now),
+            fraud_checks(store, &program, &referrer, &facts, fingerprints, now),
         );
         let (seen, spent) = (seen?, spent?);
         let (flags, referrer_holds) = (flags?, referrer_holds?);
