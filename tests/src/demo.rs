@@ -23,6 +23,8 @@ pub struct Month {
     pub clicks: u32,
     pub signups: u32,
     pub invoices: u32,
+    pub refunds: u32,
+    pub payouts: u32,
     pub requests: u32,
 }
 
@@ -212,6 +214,7 @@ async fn seed_month(
         let refunded = paying.iter().find(|(_, day, _)| *day == days_ago + 7);
         if let Some((user, _, plan)) = refunded.filter(|_| !refund_made) {
             refund_made = true;
+            seeder.month.refunds += 1;
             seeder
                 .call(
                     Method::POST,
@@ -253,6 +256,7 @@ async fn seed_month(
                     json!({}),
                 )
                 .await?;
+            seeder.month.payouts += 1;
         }
     }
     Ok(seeder.month)

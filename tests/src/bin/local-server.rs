@@ -186,12 +186,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("Try:  curl -s $API/v1/tenant -H \"Authorization: Bearer $ADMIN_KEY\"");
     if let Some((month, took)) = &demo {
         println!(
-            "Demo: {DEV_PROMOTER}'s last 30 days written through the routes in {:.1} s ({} requests): {} clicks, {} sign-ups, {} invoices, a refund and a payout.",
+            "Demo: {DEV_PROMOTER}'s last 30 days written through the routes in {:.1} s ({} requests): {} clicks, {} sign-ups, {} invoices, {} refund(s), {} payout(s) paid.",
             took.as_secs_f64(),
             month.requests,
             month.clicks,
             month.signups,
-            month.invoices
+            month.invoices,
+            month.refunds,
+            month.payouts
         );
     }
     println!(
