@@ -258,6 +258,9 @@ try {
   assert.equal(await fresh.locator("#balances button").isDisabled(), true);
   assert.match(await text(fresh, "#balances"), /Nothing to withdraw yet/);
   assert.match(await text(fresh, "#method-current"), /No payout method yet/);
+  // No currency earned yet: zeros, not "0 points".
+  assert.equal(await text(fresh, '[data-figure="earned"]'), "0");
+  assert.equal(await text(fresh, '[data-figure="balance"]'), "0");
   await accessible(fresh, "a new promoter's page");
   clean(fresh, "a new promoter's page");
   step("a new promoter sees empty states, and why they cannot withdraw");

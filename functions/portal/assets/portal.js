@@ -78,9 +78,11 @@ const percentFormat = new Intl.NumberFormat(locale, { style: "percent", maximumF
 const dateFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium" });
 const dayFormat = new Intl.DateTimeFormat(locale, { month: "short", day: "numeric", timeZone: "UTC" });
 
-// Amounts are integers in the currency's minor units (cents), or points.
+// Amounts are integers in the currency's minor units (cents), or points (the currency
+// `POINTS`). Before anything is earned there is no currency to name: a bare 0.
 function money(amount, currency, kind) {
-  if (kind === "points" || !currency) return `${numberFormat.format(amount)} points`;
+  if (kind === "points" || currency === "POINTS") return `${numberFormat.format(amount)} points`;
+  if (!currency) return numberFormat.format(amount);
   try {
     const format = new Intl.NumberFormat(locale, { style: "currency", currency });
     const digits = format.resolvedOptions().maximumFractionDigits;
@@ -344,6 +346,7 @@ const METHODS = {
 
 // Why a balance cannot be withdrawn now, or null.
 function withdrawBlocker(me, currency, figures) {
+  if (currency === "POINTS") return "Points are spent in the app, not paid out.";
   if (me.status === "suspended") return "Withdrawals are paused while your account is on hold.";
   if (!figures || figures.current_balance <= 0) return "Nothing to withdraw yet: your earnings appear here.";
   if (figures.current_balance < me.min_withdrawal_balance) {
