@@ -77,20 +77,14 @@ impl AppState {
             _ => None,
         };
         let store = DynamoStore::new(dynamodb, &config.table_name);
-        let keyring = Keyring::new(
-            config.jwt_secret.expose(),
-            config
-                .jwt_previous_secret
-                .as_ref()
-                .map(|secret| secret.expose()),
-        );
-        let fingerprints = crate::domain::referral::fraud::Fingerprints::new(
-            config.jwt_secret.expose(),
-            config
-                .jwt_previous_secret
-                .as_ref()
-                .map(|secret| secret.expose()),
-        );
+        // The signing keys sign sessions and, derived, key the fraud rules' fingerprints.
+        let previous = config
+            .jwt_previous_secret
+            .as_ref()
+            .map(|secret| secret.expose());
+        let keyring = Keyring::new(config.jwt_secret.expose(), previous);
+        let fingerprints =
+            crate::domain::referral::fraud::Fingerprints::new(config.jwt_secret.expose(), previous);
         AppState(Arc::new(Services {
             fingerprints,
             auth: Authenticator::new(
